@@ -1,0 +1,1 @@
+"""Executors carry out a deploy: a Swarm service update, or a command."""

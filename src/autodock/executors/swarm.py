@@ -1,0 +1,317 @@
+"""Update a Swarm service through the Engine API and wait until it has converged.
+
+A deploy pins ``name:tag@digest``, keeps the rest of the spec, and ends as
+``succeeded`` (every task runs the new image and the update completed), ``unchanged``
+(the service already ran that digest) or ``failed`` (paused, rolled back, tasks
+failing, timed out; the tasks' error text is recorded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from ..exceptions import DeployError, TransientDeployError
+from ..models import DeployRecord, DeployResult, DeployStatus
+from ..planner import LabelledService
+from ..reference import ImageRef, InvalidReference, parse_image, short_digest
+from .base import ProgressCallback
+
+__all__ = ["DockerConnection", "SwarmExecutor", "choose_image_name", "list_labelled_services"]
+
+log = logging.getLogger("autodock.swarm")
+
+FAILED_TASK_STATES = frozenset({"failed", "rejected", "orphaned"})
+ROLLBACK_STATES = frozenset({"rollback_started", "rollback_paused", "rollback_completed"})
+
+
+class DockerConnection:
+    """A lazily created, shared Docker client; errors talking to it become transient."""
+
+    def __init__(self, base_url: str | None = None, registries: dict[str, Any] | None = None):
+        self._base_url = base_url
+        self._client: docker.DockerClient | None = None
+        self._lock = threading.Lock()
+        self.registries = registries or {}
+        self._logged_in: set[str] = set()
+
+    @property
+    def client(self) -> docker.DockerClient:
+        with self._lock:
+            if self._client is None:
+                try:
+                    if self._base_url:
+                        self._client = docker.DockerClient(base_url=self._base_url, timeout=60)
+                    else:
+                        self._client = docker.from_env(timeout=60)
+                except docker.errors.DockerException as exc:
+                    raise TransientDeployError(f"Docker engine unreachable: {exc}") from exc
+            return self._client
+
+    def reset(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+            self._client = None
+
+    def auth_for(self, registry: str | None) -> dict[str, str] | None:
+        creds = self.registries.get(registry or "docker.io")
+        if creds is None:
+            return None
+        return {"username": creds.username, "password": creds.resolve_password() or ""}
+
+    def ensure_login(self, registry: str | None) -> None:
+        """Cache registry credentials in the client so the update carries X-Registry-Auth."""
+        key = registry or "docker.io"
+        auth = self.auth_for(registry)
+        if auth is None or key in self._logged_in:
+            return
+        self.client.login(registry=key, **auth)
+        self._logged_in.add(key)
+
+
+def _engine_call(conn: DockerConnection, fn: Callable[[docker.DockerClient], Any]) -> Any:
+    try:
+        return fn(conn.client)
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+        conn.reset()
+        raise TransientDeployError(f"Docker engine unreachable: {exc.__class__.__name__}") from exc
+    except docker.errors.APIError as exc:
+        if exc.status_code is not None and exc.status_code >= 500:
+            raise TransientDeployError(f"Docker engine error: {exc.explanation or exc}") from exc
+        raise
+
+
+def choose_image_name(current: str | None, deploy: DeployRecord) -> str:
+    """The name (no tag) to deploy: the action's override, else the service's own image
+    name when it is the pushed repository (keeping its registry host, e.g. the one a
+    worker node pulls from), else the pushed image's full name."""
+    override = deploy.action.get("image")
+    if override:
+        return str(override)
+    pushed = f"{deploy.registry}/{deploy.repo}" if deploy.registry else deploy.repo
+    if current:
+        try:
+            ref = parse_image(current)
+        except InvalidReference:
+            return pushed
+        if ref.path == deploy.repo or (
+            deploy.registry is None and ref.hub_path == ImageRef(None, deploy.repo).hub_path
+        ):
+            return ref.name
+    return pushed
+
+
+@dataclass
+class _Snapshot:
+    state: str | None
+    message: str
+    desired: int
+    running_new: int
+    running_old: int
+    failed_new: list[dict[str, Any]]
+
+
+class SwarmExecutor:
+    def __init__(
+        self,
+        connection: DockerConnection,
+        *,
+        poll_interval: float = 0.5,
+        failure_threshold: int = 3,
+        default_timeout: float = 300.0,
+    ):
+        self.conn = connection
+        self.poll_interval = poll_interval
+        self.failure_threshold = failure_threshold
+        self.default_timeout = default_timeout
+
+    async def run(self, deploy: DeployRecord, progress: ProgressCallback) -> DeployResult:
+        name = deploy.action["service"]
+        try:
+            service = await asyncio.to_thread(self._inspect, name)
+        except docker.errors.NotFound:
+            return DeployResult(DeployStatus.FAILED, error=f"service {name!r} not found in swarm")
+        spec = service["Spec"]
+        current: str | None = spec["TaskTemplate"]["ContainerSpec"].get("Image")
+        image_name = choose_image_name(current, deploy)
+        digest = deploy.digest or await asyncio.to_thread(
+            self._resolve_digest, f"{image_name}:{deploy.tag}", deploy.registry
+        )
+        new_ref = f"{image_name}:{deploy.tag}@{digest}"
+        if current == new_ref:
+            return DeployResult(DeployStatus.UNCHANGED, old_image=current, new_image=new_ref)
+        old = short_digest(_digest_of(current))
+        await progress(f"updating {name}: {old} → {short_digest(digest)}")
+        previous_status = (service.get("UpdateStatus") or {}).get("StartedAt")
+        await asyncio.to_thread(self._update, service, new_ref, deploy.registry)
+        timeout = float(deploy.action.get("timeout") or self.default_timeout)
+        outcome = await self._wait(service["ID"], name, new_ref, previous_status, timeout, progress)
+        outcome.old_image, outcome.new_image = current, new_ref
+        return outcome
+
+    # ------------------------------------------------------------ engine calls (threads)
+
+    def _inspect(self, name: str) -> dict[str, Any]:
+        return _engine_call(self.conn, lambda c: c.api.inspect_service(name))
+
+    def _resolve_digest(self, image: str, registry: str | None) -> str:
+        auth = self.conn.auth_for(registry)
+        try:
+            data = _engine_call(
+                self.conn, lambda c: c.api.inspect_distribution(image, auth_config=auth)
+            )
+        except TransientDeployError as exc:
+            raise TransientDeployError(f"cannot resolve digest of {image}: {exc}") from exc
+        except docker.errors.APIError as exc:
+            raise DeployError(
+                f"cannot resolve digest of {image}: {exc.explanation or exc}"
+            ) from exc
+        digest = (data.get("Descriptor") or {}).get("digest")
+        if not digest:
+            raise DeployError(f"registry returned no digest for {image}")
+        return str(digest)
+
+    def _update(self, service: dict[str, Any], new_ref: str, registry: str | None) -> None:
+        container_spec = dict(service["Spec"]["TaskTemplate"]["ContainerSpec"])
+        container_spec["Image"] = new_ref
+
+        def call(c: docker.DockerClient) -> Any:
+            self.conn.ensure_login(registry)
+            return c.api.update_service(
+                service["ID"],
+                service["Version"]["Index"],
+                task_template={"ContainerSpec": container_spec},
+                fetch_current_spec=True,
+            )
+
+        try:
+            result = _engine_call(self.conn, call)
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409 or "out of sequence" in str(exc):
+                raise TransientDeployError(f"service changed during update: {exc}") from exc
+            raise DeployError(f"service update rejected: {exc.explanation or exc}") from exc
+        for warning in (result or {}).get("Warnings") or []:
+            log.warning("engine warning for %s: %s", service["Spec"]["Name"], warning)
+
+    def _snapshot(self, service_id: str, new_ref: str, previous_status: str | None) -> _Snapshot:
+        def call(c: docker.DockerClient) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+            listed = c.api.services(filters={"id": service_id}, status=True)
+            if not listed:
+                raise DeployError("service was removed during the deploy")
+            return listed[0], c.api.tasks(filters={"service": service_id})
+
+        service, tasks = _engine_call(self.conn, call)
+        status = service.get("UpdateStatus") or {}
+        fresh = status and status.get("StartedAt") != previous_status
+        desired = (service.get("ServiceStatus") or {}).get("DesiredTasks")
+        if desired is None:
+            desired = (service["Spec"].get("Mode", {}).get("Replicated") or {}).get("Replicas", 1)
+        running_new = running_old = 0
+        failed_new = []
+        for task in tasks:
+            image = task["Spec"]["ContainerSpec"].get("Image")
+            state = task["Status"]["State"]
+            if image == new_ref:
+                if state == "running" and task["DesiredState"] == "running":
+                    running_new += 1
+                elif state in FAILED_TASK_STATES:
+                    failed_new.append(task)
+            elif state == "running" and task["DesiredState"] == "running":
+                running_old += 1
+        return _Snapshot(
+            state=status.get("State") if fresh else None,
+            message=status.get("Message", "") if fresh else "",
+            desired=int(desired),
+            running_new=running_new,
+            running_old=running_old,
+            failed_new=failed_new,
+        )
+
+    # ------------------------------------------------------------ convergence
+
+    async def _wait(
+        self,
+        service_id: str,
+        name: str,
+        new_ref: str,
+        previous_status: str | None,
+        timeout: float,
+        progress: ProgressCallback,
+    ) -> DeployResult:
+        deadline = time.monotonic() + timeout
+        last_progress = ""
+        while True:
+            snap = await asyncio.to_thread(self._snapshot, service_id, new_ref, previous_status)
+            text = f"{snap.running_new}/{snap.desired} tasks updated"
+            if text != last_progress:
+                await progress(text)
+                last_progress = text
+            if snap.state == "paused":
+                return _failed(f"update paused by swarm: {snap.message}", snap)
+            if snap.state in ROLLBACK_STATES:
+                return _failed(
+                    f"update failed and swarm rolled back ({snap.state}): {snap.message}", snap
+                )
+            # "updating" covers swarm's monitor period, when early crashes still count.
+            if (
+                snap.state in (None, "completed")
+                and snap.running_old == 0
+                and snap.running_new >= snap.desired
+            ):
+                return DeployResult(DeployStatus.SUCCEEDED, output=text)
+            if len(snap.failed_new) >= self.failure_threshold:
+                return _failed(f"{len(snap.failed_new)} tasks of the new image failed", snap)
+            if time.monotonic() >= deadline:
+                return _failed(
+                    f"timed out after {timeout:g}s waiting for {name} to converge ({text})", snap
+                )
+            await asyncio.sleep(self.poll_interval)
+
+
+def _digest_of(image: str | None) -> str | None:
+    return image.rpartition("@")[2] if image and "@" in image else None
+
+
+def _task_errors(tasks: list[dict[str, Any]], limit: int = 5) -> str:
+    lines = []
+    for task in sorted(tasks, key=lambda t: t.get("UpdatedAt", ""), reverse=True)[:limit]:
+        st = task["Status"]
+        exit_code = (st.get("ContainerStatus") or {}).get("ExitCode")
+        detail = st.get("Err") or st.get("Message") or st["State"]
+        suffix = f" (exit code {exit_code})" if exit_code not in (None, 0) else ""
+        lines.append(f"task {task['ID'][:12]} {st['State']}: {detail}{suffix}")
+    return "\n".join(lines)
+
+
+def _failed(reason: str, snap: _Snapshot) -> DeployResult:
+    errors = _task_errors(snap.failed_new)
+    return DeployResult(DeployStatus.FAILED, error=f"{reason}\n{errors}".strip())
+
+
+def list_labelled_services(conn: DockerConnection) -> list[LabelledService]:
+    """Services that opted in to zero-config deploys with the ``autodock.repo`` label."""
+    services = _engine_call(conn, lambda c: c.api.services(filters={"label": "autodock.repo"}))
+    out = []
+    for svc in services:
+        spec = svc["Spec"]
+        labels = spec.get("Labels") or {}
+        repo = labels.get("autodock.repo", "")
+        tag = labels.get("autodock.tag")
+        if tag is None:
+            image = spec["TaskTemplate"]["ContainerSpec"].get("Image", "")
+            try:
+                tag = parse_image(image).tag or "latest"
+            except InvalidReference:
+                continue
+        out.append(LabelledService(name=spec["Name"], repo=repo, tag=tag))
+    return out

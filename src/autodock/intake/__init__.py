@@ -1,0 +1,1 @@
+"""Intake: webhook endpoints that turn registry payloads into durably stored events."""

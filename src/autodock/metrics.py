@@ -1,0 +1,40 @@
+"""Prometheus metrics, one registry per running server."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["Metrics"]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.events = Counter(
+            "autodock_events_received",
+            "Webhook events received, by source and result",
+            ["source", "result"],
+            registry=self.registry,
+        )
+        self.deploys = Counter(
+            "autodock_deploys",
+            "Deploys finished, by kind and status",
+            ["kind", "status"],
+            registry=self.registry,
+        )
+        self.deploy_seconds = Histogram(
+            "autodock_deploy_duration_seconds",
+            "Time from start to end of a deploy",
+            ["kind"],
+            buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "autodock_queue_depth", "Deploys queued or running", ["status"], registry=self.registry
+        )
+        self.last_success = Gauge(
+            "autodock_last_successful_deploy_timestamp_seconds",
+            "Unix time of the last successful deploy, per target",
+            ["target"],
+            registry=self.registry,
+        )

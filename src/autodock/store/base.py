@@ -1,0 +1,74 @@
+"""What every store offers: the durable event log, the deploy queue, and history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..models import DeployRecord, DeployResult, PlannedDeploy, PushEvent
+
+__all__ = ["DeployFilter", "RecordedEvent", "Store"]
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    event_id: int
+    status: str  # accepted | ignored | duplicate
+    matched_rules: list[str]
+    deploy_ids: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DeployFilter:
+    target: str | None = None
+    status: str | None = None
+    repo: str | None = None
+    since: float | None = None
+    until: float | None = None
+    limit: int = 50
+    before_id: int | None = None
+
+
+class Store(Protocol):
+    def record_event(
+        self,
+        event: PushEvent,
+        planned: list[PlannedDeploy],
+        *,
+        payload: str | None,
+        now: float,
+        dedup_window: float,
+    ) -> RecordedEvent:
+        """Durably store the event and queue its deploys in one transaction.
+
+        Queued deploys to the same target that have not started are marked superseded.
+        A redelivery (same delivery id, or same push within ``dedup_window``) stores
+        nothing and returns status ``duplicate`` with the original id.
+        """
+        ...
+
+    def claim(self, owner: str, lease_seconds: float, now: float) -> DeployRecord | None: ...
+
+    def heartbeat(self, deploy_id: int, owner: str, lease_until: float) -> bool: ...
+
+    def set_progress(self, deploy_id: int, progress: str) -> None: ...
+
+    def finish(self, deploy_id: int, owner: str, result: DeployResult, now: float) -> None: ...
+
+    def retry_later(self, deploy_id: int, owner: str, not_before: float, error: str) -> None: ...
+
+    def recover(self, now: float, *, all_running: bool = False) -> list[int]:
+        """Release deploys whose lease expired; return their ids."""
+        ...
+
+    def next_due(self) -> float | None: ...
+
+    def get_deploy(self, deploy_id: int) -> DeployRecord | None: ...
+
+    def list_deploys(self, flt: DeployFilter) -> list[DeployRecord]: ...
+
+    def list_events(self, limit: int = 50) -> list[dict[str, Any]]: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+    def close(self) -> None: ...

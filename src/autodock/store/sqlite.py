@@ -1,0 +1,421 @@
+"""The embedded store: one SQLite file in WAL mode, fsynced on every commit.
+
+All methods are synchronous and thread-safe (one connection behind a lock); the
+server calls them from worker threads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import StoreError, StoreUnavailable
+from ..models import DeployRecord, DeployResult, DeployStatus, EventStatus, PlannedDeploy, PushEvent
+from .base import DeployFilter, RecordedEvent
+from .migrations import migration_scripts
+
+__all__ = ["SQLiteStore"]
+
+MAX_OUTPUT = 64 * 1024
+_DEPLOY_COLUMNS = """
+    d.id, d.event_id, d.rule, d.kind, d.target, d.target_key, d.action, d.status,
+    d.attempts, d.created_at, d.old_image, d.new_image, d.started_at, d.finished_at,
+    d.output, d.error, d.superseded_by, d.progress,
+    e.repo, e.tag, e.digest, e.registry, e.pusher, e.source, e.callback_url
+"""
+
+
+def _bounded(text: str | None) -> str | None:
+    if text is None or len(text) <= MAX_OUTPUT:
+        return text
+    return "…(truncated)…\n" + text[-MAX_OUTPUT:]
+
+
+class SQLiteStore:
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=10
+            )
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")  # an acknowledged event survives power loss
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open store {self.path}: {exc}") from exc
+
+    # ------------------------------------------------------------ plumbing
+
+    def _migrate(self) -> None:
+        with self._lock:
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                " name TEXT NOT NULL)"
+            )
+            done = {r[0] for r in self._db.execute("SELECT version FROM schema_migrations")}
+            for version, name, sql in migration_scripts():
+                if version in done:
+                    continue
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in _split_sql(sql):
+                        self._db.execute(statement)
+                    self._db.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+                        (version, name),
+                    )
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._db, self._lock)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # ------------------------------------------------------------ intake
+
+    def record_event(
+        self,
+        event: PushEvent,
+        planned: list[PlannedDeploy],
+        *,
+        payload: str | None,
+        now: float,
+        dedup_window: float,
+    ) -> RecordedEvent:
+        try:
+            with self._tx() as db:
+                duplicate = self._find_duplicate(db, event, now, dedup_window)
+                if duplicate is not None:
+                    return RecordedEvent(
+                        duplicate["id"],
+                        str(EventStatus.DUPLICATE),
+                        json.loads(duplicate["matched_rules"]),
+                    )
+                rules = sorted({p.rule for p in planned})
+                status = EventStatus.ACCEPTED if planned else EventStatus.IGNORED
+                cur = db.execute(
+                    "INSERT INTO events (source, delivery_id, registry, repo, tag, digest, pusher,"
+                    " pushed_at, callback_url, received_at, status, matched_rules, payload)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        event.source,
+                        event.delivery_id,
+                        event.registry,
+                        event.repo,
+                        event.tag,
+                        event.digest,
+                        event.pusher,
+                        event.pushed_at,
+                        event.callback_url,
+                        now,
+                        str(status),
+                        json.dumps(rules),
+                        payload,
+                    ),
+                )
+                event_id = int(cur.lastrowid or 0)
+                deploy_ids = [self._enqueue(db, event_id, p, now) for p in planned]
+                return RecordedEvent(event_id, str(status), rules, deploy_ids)
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"store cannot record events: {exc}") from exc
+
+    @staticmethod
+    def _find_duplicate(
+        db: sqlite3.Connection, event: PushEvent, now: float, window: float
+    ) -> sqlite3.Row | None:
+        if event.delivery_id:
+            row = db.execute(
+                "SELECT id, matched_rules FROM events WHERE delivery_id = ?", (event.delivery_id,)
+            ).fetchone()
+            if row is not None:
+                return row
+        if window <= 0 or not (event.digest or event.pushed_at):
+            return None
+        return db.execute(
+            "SELECT id, matched_rules FROM events WHERE repo = ? AND tag = ?"
+            " AND coalesce(registry, '') = ? AND received_at >= ? AND status != 'duplicate'"
+            " AND ((? IS NOT NULL AND digest = ?) OR (? IS NOT NULL AND pushed_at = ?))"
+            " ORDER BY id DESC LIMIT 1",
+            (
+                event.repo,
+                event.tag,
+                event.registry or "",
+                now - window,
+                event.digest,
+                event.digest,
+                event.pushed_at,
+                event.pushed_at,
+            ),
+        ).fetchone()
+
+    @staticmethod
+    def _enqueue(db: sqlite3.Connection, event_id: int, p: PlannedDeploy, now: float) -> int:
+        cur = db.execute(
+            "INSERT INTO deploys (event_id, rule, kind, target, target_key, action, status,"
+            " created_at) VALUES (?,?,?,?,?,?,?,?)",
+            (
+                event_id,
+                p.rule,
+                p.kind,
+                p.target,
+                p.target_key,
+                json.dumps(p.action),
+                str(DeployStatus.QUEUED),
+                now,
+            ),
+        )
+        new_id = int(cur.lastrowid or 0)
+        db.execute(
+            "UPDATE deploys SET status = ?, superseded_by = ?, finished_at = ?"
+            " WHERE target_key = ? AND status = ? AND id < ?",
+            (
+                str(DeployStatus.SUPERSEDED),
+                new_id,
+                now,
+                p.target_key,
+                str(DeployStatus.QUEUED),
+                new_id,
+            ),
+        )
+        return new_id
+
+    # ------------------------------------------------------------ queue
+
+    def claim(self, owner: str, lease_seconds: float, now: float) -> DeployRecord | None:
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT d.id FROM deploys d WHERE d.status = 'queued' AND d.not_before <= ?"
+                " AND NOT EXISTS (SELECT 1 FROM deploys r WHERE r.target_key = d.target_key"
+                "   AND r.status = 'running')"
+                " ORDER BY d.id LIMIT 1",
+                (now,),
+            ).fetchone()
+            if row is None:
+                return None
+            # The try counter goes up before the work starts, so a crash still counts.
+            db.execute(
+                "UPDATE deploys SET status = 'running', attempts = attempts + 1,"
+                " lease_owner = ?, lease_until = ?, started_at = coalesce(started_at, ?),"
+                " error = NULL WHERE id = ?",
+                (owner, now + lease_seconds, now, row["id"]),
+            )
+            return self._get(db, row["id"])
+
+    def heartbeat(self, deploy_id: int, owner: str, lease_until: float) -> bool:
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE deploys SET lease_until = ? WHERE id = ? AND lease_owner = ?"
+                " AND status = 'running'",
+                (lease_until, deploy_id, owner),
+            )
+            return cur.rowcount == 1
+
+    def set_progress(self, deploy_id: int, progress: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE deploys SET progress = ? WHERE id = ?", (progress, deploy_id))
+
+    def finish(self, deploy_id: int, owner: str, result: DeployResult, now: float) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE deploys SET status = ?, old_image = coalesce(?, old_image),"
+                " new_image = coalesce(?, new_image), output = ?, error = ?, finished_at = ?,"
+                " lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?",
+                (
+                    str(result.status),
+                    result.old_image,
+                    result.new_image,
+                    _bounded(result.output),
+                    _bounded(result.error),
+                    now,
+                    deploy_id,
+                    owner,
+                ),
+            )
+
+    def retry_later(self, deploy_id: int, owner: str, not_before: float, error: str) -> None:
+        with self._tx() as db:
+            # A newer push for the target may be queued already; then this one is superseded.
+            newer = db.execute(
+                "SELECT n.id FROM deploys n JOIN deploys d ON n.target_key = d.target_key"
+                " WHERE d.id = ? AND n.id > d.id AND n.status = 'queued' ORDER BY n.id DESC",
+                (deploy_id,),
+            ).fetchone()
+            status = DeployStatus.SUPERSEDED if newer else DeployStatus.QUEUED
+            db.execute(
+                "UPDATE deploys SET status = ?, not_before = ?, error = ?, lease_owner = NULL,"
+                " lease_until = NULL, superseded_by = ?, finished_at = ? WHERE id = ?"
+                " AND lease_owner = ?",
+                (
+                    str(status),
+                    not_before,
+                    error,
+                    newer["id"] if newer else None,
+                    time.time() if newer else None,
+                    deploy_id,
+                    owner,
+                ),
+            )
+
+    def recover(self, now: float, *, all_running: bool = False) -> list[int]:
+        """Release deploys whose owner stopped renewing its lease.
+
+        Service updates are idempotent (the digest check turns a repeat into
+        ``unchanged``), so they go back to the queue. A command may already have done
+        its work, so it is only re-run when its rule says ``idempotent: true``.
+        """
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT id, kind, action FROM deploys WHERE status = 'running'"
+                + ("" if all_running else " AND lease_until < ?"),
+                () if all_running else (now,),
+            ).fetchall()
+            for row in rows:
+                rerun = row["kind"] == "service" or json.loads(row["action"]).get("idempotent")
+                if rerun:
+                    db.execute(
+                        "UPDATE deploys SET status = 'queued', lease_owner = NULL,"
+                        " lease_until = NULL, error = ? WHERE id = ?",
+                        ("interrupted: autodock stopped during this deploy; retrying", row["id"]),
+                    )
+                else:
+                    db.execute(
+                        "UPDATE deploys SET status = 'failed', lease_owner = NULL,"
+                        " lease_until = NULL, finished_at = ?, error = ? WHERE id = ?",
+                        (
+                            now,
+                            "interrupted: autodock stopped while the command ran; not run "
+                            "again because commands may not be idempotent (set idempotent: true "
+                            "on the action to allow it)",
+                            row["id"],
+                        ),
+                    )
+            return [r["id"] for r in rows]
+
+    def next_due(self) -> float | None:
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT min(not_before) FROM deploys WHERE status = 'queued'"
+            ).fetchone()
+            return row[0]
+
+    # ------------------------------------------------------------ reading
+
+    def _get(self, db: sqlite3.Connection, deploy_id: int) -> DeployRecord | None:
+        row = db.execute(
+            f"SELECT {_DEPLOY_COLUMNS} FROM deploys d JOIN events e ON e.id = d.event_id"
+            " WHERE d.id = ?",
+            (deploy_id,),
+        ).fetchone()
+        return _record(row) if row else None
+
+    def get_deploy(self, deploy_id: int) -> DeployRecord | None:
+        with self._tx() as db:
+            return self._get(db, deploy_id)
+
+    def list_deploys(self, flt: DeployFilter) -> list[DeployRecord]:
+        where, args = [], []
+        for column, value in (
+            ("d.target", flt.target),
+            ("d.status", flt.status),
+            ("e.repo", flt.repo),
+        ):
+            if value:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if flt.since is not None:
+            where.append("d.created_at >= ?")
+            args.append(flt.since)
+        if flt.until is not None:
+            where.append("d.created_at < ?")
+            args.append(flt.until)
+        if flt.before_id is not None:
+            where.append("d.id < ?")
+            args.append(flt.before_id)
+        sql = f"SELECT {_DEPLOY_COLUMNS} FROM deploys d JOIN events e ON e.id = d.event_id"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY d.id DESC LIMIT ?"
+        args.append(flt.limit)
+        with self._tx() as db:
+            return [_record(r) for r in db.execute(sql, args)]
+
+    def list_events(self, limit: int = 50) -> list[dict[str, Any]]:
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT id, source, registry, repo, tag, digest, pusher, received_at, status,"
+                " matched_rules FROM events ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        out = []
+        for r in rows:
+            item = dict(r)
+            item["matched_rules"] = json.loads(item["matched_rules"])
+            out.append(item)
+        return out
+
+    def counts(self) -> dict[str, int]:
+        with self._tx() as db:
+            rows = db.execute("SELECT status, count(*) FROM deploys GROUP BY status").fetchall()
+            out = {f"deploys_{r[0]}": r[1] for r in rows}
+            out["events"] = db.execute("SELECT count(*) FROM events").fetchone()[0]
+            return out
+
+
+def _record(row: sqlite3.Row) -> DeployRecord:
+    data = dict(row)
+    data["action"] = json.loads(data["action"])
+    data["status"] = DeployStatus(data["status"])
+    return DeployRecord(**data)
+
+
+def _split_sql(sql: str) -> list[str]:
+    lines = [ln for ln in sql.splitlines() if not ln.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+class _Transaction:
+    """``with store._tx() as db``: one IMMEDIATE transaction under the store's lock."""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.Lock):
+        self._db = db
+        self._lock = lock
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._lock.acquire()
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._lock.release()
+            raise StoreUnavailable(f"store is not writable: {exc}") from exc
+        return self._db
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if exc_type is None:
+                try:
+                    self._db.execute("COMMIT")
+                except sqlite3.Error as err:
+                    self._db.execute("ROLLBACK")
+                    raise StoreUnavailable(f"store could not commit: {err}") from err
+            else:
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error as err:  # the original error matters more
+                    raise StoreError(f"rollback failed: {err}") from None
+        finally:
+            self._lock.release()

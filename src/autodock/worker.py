@@ -1,0 +1,202 @@
+"""The deploy worker: claim (with a lease) → execute → record, N at a time.
+
+Deploys to one target never run concurrently (the store's claim skips targets with a
+running deploy), and the store supersedes queued deploys when a newer push arrives, so
+a burst of pushes becomes at most one running and one queued deploy per target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Awaitable, Callable
+
+from .exceptions import DeployError, TransientDeployError
+from .executors.base import Executor
+from .models import DeployRecord, DeployResult, DeployStatus
+from .reference import short_digest
+from .store import Store
+
+__all__ = ["Worker"]
+
+log = logging.getLogger("autodock.worker")
+
+Listener = Callable[[DeployRecord], Awaitable[None]]
+_SYMBOLS = {
+    DeployStatus.SUCCEEDED: "✔",
+    DeployStatus.UNCHANGED: "=",
+    DeployStatus.FAILED: "✖",
+    DeployStatus.SUPERSEDED: "↷",
+    DeployStatus.QUEUED: "↻",
+}
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Store,
+        executors: dict[str, Executor],
+        *,
+        concurrency: int = 2,
+        lease_seconds: float = 30.0,
+        max_attempts: int = 5,
+        retry_backoff: float = 2.0,
+        max_backoff: float = 300.0,
+        owner: str | None = None,
+        exclusive_store: bool = True,
+    ):
+        self.store = store
+        self.executors = executors
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.max_attempts = max_attempts
+        self.retry_backoff = retry_backoff
+        self.max_backoff = max_backoff
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
+        self.exclusive_store = exclusive_store
+        self.listeners: list[Listener] = []
+        self.started_listeners: list[Listener] = []
+        self.active: dict[int, DeployRecord] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        recovered = await asyncio.to_thread(
+            self.store.recover, time.time(), all_running=self.exclusive_store
+        )
+        if recovered:
+            log.warning("recovered %d deploy(s) interrupted by a previous stop", len(recovered))
+        loops = [asyncio.create_task(self._loop(i)) for i in range(self.concurrency)]
+        loops.append(asyncio.create_task(self._reaper()))
+        try:
+            await asyncio.gather(*loops)
+        finally:
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def _reaper(self) -> None:
+        """Release leases of workers that died (another replica, or a hung loop)."""
+        while not self._stopping:
+            await asyncio.sleep(self.lease_seconds / 2)
+            with contextlib.suppress(Exception):
+                if await asyncio.to_thread(self.store.recover, time.time()):
+                    self.wake()
+
+    async def _loop(self, index: int) -> None:
+        while not self._stopping:
+            try:
+                job = await asyncio.to_thread(
+                    self.store.claim, self.owner, self.lease_seconds, time.time()
+                )
+            except Exception:
+                log.exception("claiming work failed; retrying in 1s")
+                await asyncio.sleep(1)
+                continue
+            if job is None:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=await self._idle_wait())
+                continue
+            self._wake.set()  # others may find more work to claim
+            await self._execute(job)
+
+    async def _idle_wait(self) -> float:
+        due = await asyncio.to_thread(self.store.next_due)
+        if due is None:
+            return 1.0
+        return min(1.0, max(0.05, due - time.time()))
+
+    async def _execute(self, job: DeployRecord) -> None:
+        self.active[job.id] = job
+        heartbeat = asyncio.create_task(self._heartbeat(job.id))
+        started = time.monotonic()
+        for listener in self.started_listeners:
+            await _safely(listener, job)
+
+        async def progress(text: str) -> None:
+            job.progress = text
+            await asyncio.to_thread(self.store.set_progress, job.id, text)
+
+        try:
+            executor = self.executors[job.kind]
+            try:
+                result = await executor.run(job, progress)
+            except TransientDeployError as exc:
+                if job.attempts < self.max_attempts:
+                    delay = min(self.max_backoff, self.retry_backoff * 2 ** (job.attempts - 1))
+                    delay *= random.uniform(0.8, 1.2)
+                    await asyncio.to_thread(
+                        self.store.retry_later, job.id, self.owner, time.time() + delay, str(exc)
+                    )
+                    log.warning(
+                        "%s: %s; retry %d/%d in %.1fs",
+                        job.target,
+                        exc,
+                        job.attempts + 1,
+                        self.max_attempts,
+                        delay,
+                    )
+                    return
+                result = DeployResult(
+                    DeployStatus.FAILED, error=f"{exc} (gave up after {job.attempts} attempts)"
+                )
+            except DeployError as exc:
+                result = DeployResult(DeployStatus.FAILED, error=str(exc))
+            except Exception as exc:  # a bug must not kill the worker or lose the deploy
+                log.exception("deploy %d crashed", job.id)
+                result = DeployResult(DeployStatus.FAILED, error=f"internal error: {exc!r}")
+            await asyncio.to_thread(self.store.finish, job.id, self.owner, result, time.time())
+            self._log_result(job, result, time.monotonic() - started)
+            record = await asyncio.to_thread(self.store.get_deploy, job.id)
+            if record is not None:
+                for listener in self.listeners:
+                    await _safely(listener, record)
+        finally:
+            heartbeat.cancel()
+            self.active.pop(job.id, None)
+            self.wake()
+
+    async def _heartbeat(self, deploy_id: int) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(
+                    self.store.heartbeat, deploy_id, self.owner, time.time() + self.lease_seconds
+                )
+
+    @staticmethod
+    def _log_result(job: DeployRecord, result: DeployResult, seconds: float) -> None:
+        symbol = _SYMBOLS.get(result.status, "?")
+        old = short_digest(_digest(result.old_image))
+        new = short_digest(_digest(result.new_image) or job.digest)
+        line = f"{seconds:5.2f}s {symbol} {job.target} {job.repo}:{job.tag} {old} → {new}"
+        level = logging.ERROR if result.status is DeployStatus.FAILED else logging.INFO
+        log.log(
+            level,
+            line + (f" — {result.error.splitlines()[0]}" if result.error else ""),
+            extra={"deploy_id": job.id, "status": str(result.status)},
+        )
+
+
+def _digest(image: str | None) -> str | None:
+    return image.rpartition("@")[2] if image and "@" in image else None
+
+
+async def _safely(listener: Listener, record: DeployRecord) -> None:
+    try:
+        await listener(record)
+    except Exception:
+        log.exception("deploy listener failed")
