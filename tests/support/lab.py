@@ -139,7 +139,7 @@ class Images:
 class AutodockServer:
     port: int
     workdir: Path
-    config: dict[str, Any]
+    config: dict[str, Any] | str  # a dict is written as YAML; a str is a legacy config.json
     proc: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)
 
@@ -156,18 +156,27 @@ class AutodockServer:
         return self.workdir / "autodock.log"
 
     def start(self) -> AutodockServer:
-        cfg = dict(self.config)
-        cfg.setdefault("listen", f"127.0.0.1:{self.port}")
-        cfg.setdefault("data_dir", str(self.workdir / "data"))
-        cfg.setdefault("auth", {"username": TEST_AUTH[0], "password": TEST_AUTH[1]})
-        path = self.workdir / "autodock.yml"
-        path.write_text(yaml.safe_dump(cfg))
+        argv = [sys.executable, "-m", "autodock.cli", "serve", "--log-level", "DEBUG"]
+        if isinstance(self.config, str):
+            path = self.workdir / "config.json"
+            path.write_text(self.config)
+            argv += ["--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.workdir / "data")]
+            argv += ["--http-auth-user", TEST_AUTH[0]]
+            env = {"AUTODOCK_HTTP_AUTH_PASS": TEST_AUTH[1]}
+        else:
+            cfg = dict(self.config)
+            cfg.setdefault("listen", f"127.0.0.1:{self.port}")
+            cfg.setdefault("data_dir", str(self.workdir / "data"))
+            cfg.setdefault("auth", {"username": TEST_AUTH[0], "password": TEST_AUTH[1]})
+            path = self.workdir / "autodock.yml"
+            path.write_text(yaml.safe_dump(cfg))
+            env = {}
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "autodock.cli", "serve", "--config", str(path), "--log-level", "DEBUG"],
+            [*argv, "--config", str(path)],
             stdout=log,
             stderr=log,
-            env={**os.environ, **self.env},
+            env={**os.environ, **env, **self.env},
             start_new_session=True,
         )
         wait_for(self._healthy, timeout=30, what=f"autodock on {self.port} (log {self.log_path})")
@@ -213,6 +222,18 @@ class AutodockServer:
             return None
 
         return wait_for(done, timeout=timeout, interval=0.5, what=f"{count} final deploys {params}")
+
+    def wait_deploy_of(self, digest: str, timeout: float = 90, **params: Any) -> dict[str, Any]:
+        """Wait for the final deploy of ``digest`` (registries may also redeliver older
+        pushes made while no server listened; those show up as other deploys)."""
+
+        def done():
+            for d in self.deploys(**params):
+                if d["digest"] == digest and d["status"] not in ("queued", "running"):
+                    return d
+            return None
+
+        return wait_for(done, timeout=timeout, interval=0.5, what=f"deploy of {digest[:19]}")
 
 
 def dockerhub_payload(repo: str, tag: str, pusher: str = "ci-bot", callback: str | None = None) -> dict[str, Any]:
