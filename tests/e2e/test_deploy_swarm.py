@@ -11,7 +11,12 @@ pytestmark = pytest.mark.e2e
 
 
 def rule(repo: str, service: str, tag: str = "stage", **extra) -> dict:
-    return {"name": f"r-{service}", "repo": repo, "tag": tag, "actions": [{"service": service, **extra}]}
+    return {
+        "name": f"r-{service}",
+        "repo": repo,
+        "tag": tag,
+        "actions": [{"service": service, **extra}],
+    }
 
 
 def test_registry_push_deploys_the_pushed_digest(
@@ -21,7 +26,9 @@ def test_registry_push_deploys_the_pushed_digest(
     first = images.publish(repo, "stage")
     make_service(svc, f"{registry.addr}/{repo}:stage@{first}")
     wait_for(lambda: running_images(docker_client, svc), what="first task running")
-    server = autodock({"rules": [rule(repo, svc)], "discovery": {"labels": False}}, port=notify_port)
+    server = autodock(
+        {"rules": [rule(repo, svc)], "discovery": {"labels": False}}, port=notify_port
+    )
 
     second = images.publish(repo, "stage")
     assert second != first
@@ -42,7 +49,9 @@ def test_dockerhub_post_resolves_digest_and_keeps_the_spec(
 ):
     repo, svc = f"e2e/hub-{unique}", f"hub_{unique}"
     first = images.publish(repo, "stage")
-    make_service(svc, f"{registry.addr}/{repo}:stage@{first}", env=["KEEP=me"], labels={"team": "a"})
+    make_service(
+        svc, f"{registry.addr}/{repo}:stage@{first}", env=["KEEP=me"], labels={"team": "a"}
+    )
     server = autodock({"rules": [rule(repo, svc)], "discovery": {"labels": False}})
     second = images.publish(repo, "stage")
 
@@ -71,11 +80,15 @@ def test_labelled_service_deploys_without_a_rule(
     first = images.publish(repo, "stage")
     make_service(svc, f"{registry.addr}/{repo}:stage@{first}", labels={"autodock.repo": repo})
     server = autodock({"rules": [], "discovery": {"labels": True, "refresh_seconds": 0.5}})
-    wait_for(lambda: "1 labelled" in server.log() or "labelled service(s)" in server.log(),
-             what="discovery")
+    wait_for(
+        lambda: "1 labelled" in server.log() or "labelled service(s)" in server.log(),
+        what="discovery",
+    )
     second = images.publish(repo, "stage")
 
-    other = server.post("/hooks/generic", {"repo": repo, "tag": "dev-abc1234", "registry": registry.addr})
+    other = server.post(
+        "/hooks/generic", {"repo": repo, "tag": "dev-abc1234", "registry": registry.addr}
+    )
     assert other.json()["status"] == "ignored"  # the service follows the tag it runs: stage
     reply = server.post("/hooks/generic", {"repo": repo, "tag": "stage", "registry": registry.addr})
     assert reply.json()["matched_rules"] == [f"label:{svc}"], reply.text
@@ -98,7 +111,9 @@ def test_failing_tasks_mark_the_deploy_failed_with_the_reason(
 
     assert deploy["status"] == "failed", deploy
     assert "paused" in deploy["error"] or "failed" in deploy["error"]
-    assert "exit code 3" in deploy["error"] or "non-zero exit (3)" in deploy["error"], deploy["error"]
+    assert "exit code 3" in deploy["error"] or "non-zero exit (3)" in deploy["error"], deploy[
+        "error"
+    ]
 
 
 def test_burst_of_pushes_coalesces_to_at_most_two_deploys(

@@ -13,6 +13,7 @@ from tests.support.lab import dockerhub_payload, service_image, wait_for
 
 pytestmark = pytest.mark.e2e
 
+SLOW_RECORD = "import sys,time; time.sleep(0.2); open(sys.argv[1],'a').write(sys.argv[2]+'\\n')"
 RECORD_ARGV = "import json,sys; open(sys.argv[1],'a').write(json.dumps(sys.argv[2:])+'\\n')"
 
 
@@ -20,9 +21,17 @@ def test_legacy_config_runs_the_argv_with_placeholders(autodock, tmp_path, uniqu
     out = tmp_path / "argv.jsonl"
     legacy = {
         f"jincort/backend-{unique}": [
-            sys.executable, "-c", RECORD_ARGV, str(out),
-            "update", "${repository.repo_name}", "${push_data.tag}", "${push_data.pusher}",
-            "${repository.name}", "${repository.namespace}", "${repository.owner}",
+            sys.executable,
+            "-c",
+            RECORD_ARGV,
+            str(out),
+            "update",
+            "${repository.repo_name}",
+            "${push_data.tag}",
+            "${push_data.pusher}",
+            "${repository.name}",
+            "${repository.namespace}",
+            "${repository.owner}",
             "${push_data.pushed_at}",
         ]
     }
@@ -35,8 +44,14 @@ def test_legacy_config_runs_the_argv_with_placeholders(autodock, tmp_path, uniqu
 
     argv = json.loads(out.read_text())
     assert argv == [
-        "update", f"jincort/backend-{unique}", "stage", "ci-bot",
-        f"backend-{unique}", "jincort", "jincort", str(body["push_data"]["pushed_at"]),
+        "update",
+        f"jincort/backend-{unique}",
+        "stage",
+        "ci-bot",
+        f"backend-{unique}",
+        "jincort",
+        "jincort",
+        str(body["push_data"]["pushed_at"]),
     ]
     unknown = server.post("/autodock/v1/", dockerhub_payload("jincort/unknown", "stage"))
     assert unknown.status_code == 202 and unknown.json()["status"] == "ignored"
@@ -49,14 +64,20 @@ def test_kill9_loses_no_acknowledged_event(autodock, tmp_path, unique):
     config = {
         "workers": 2,
         "discovery": {"labels": False},
-        "rules": [{
-            "name": "record",
-            "repo": f"kill/{unique}-*",
-            "tag": "*",
-            "command": [sys.executable, "-c",
-                        "import sys,time; time.sleep(0.2); open(sys.argv[1],'a').write(sys.argv[2]+'\\n')",
-                        str(out), "${repository.repo_name}"],
-        }],
+        "rules": [
+            {
+                "name": "record",
+                "repo": f"kill/{unique}-*",
+                "tag": "*",
+                "command": [
+                    sys.executable,
+                    "-c",
+                    SLOW_RECORD,
+                    str(out),
+                    "${repository.repo_name}",
+                ],
+            }
+        ],
     }
     server = autodock(config)
     acked = []
@@ -66,7 +87,9 @@ def test_kill9_loses_no_acknowledged_event(autodock, tmp_path, unique):
         acked.append(reply.json()["id"])
     server.kill9()
     db = sqlite3.connect(server.db)
-    pending = db.execute("SELECT count(*) FROM deploys WHERE status IN ('queued','running')").fetchone()[0]
+    pending = db.execute(
+        "SELECT count(*) FROM deploys WHERE status IN ('queued','running')"
+    ).fetchone()[0]
     assert pending > 0, "the kill came too late to prove anything"
     db.close()
 
@@ -88,8 +111,12 @@ def test_service_deploy_interrupted_by_kill9_is_finished_after_restart(
     repo, svc = f"e2e/restart-{unique}", f"restart_{unique}"
     first = images.publish(repo, "stage")
     make_service(svc, f"{registry.addr}/{repo}:stage@{first}")
-    server = autodock({"rules": [{"repo": repo, "tag": "stage", "services": [svc]}],
-                       "discovery": {"labels": False}})
+    server = autodock(
+        {
+            "rules": [{"repo": repo, "tag": "stage", "services": [svc]}],
+            "discovery": {"labels": False},
+        }
+    )
     second = images.publish(repo, "stage")
     body = {"repo": repo, "tag": "stage", "registry": registry.addr, "digest": second}
     assert server.post("/hooks/generic", body).status_code == 202
