@@ -168,6 +168,20 @@ class Rule(_Model):
     command: list[str] | None = Field(None, description="shorthand: one command action")
     notify: list[str] | None = None
 
+    @field_validator("services")
+    @classmethod
+    def _services(cls, v: list[str]) -> list[str]:
+        for name in v:
+            ServiceAction(service=name)  # same checks as the long form
+        return v
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None:
+            CommandAction(command=v)
+        return v
+
     @model_validator(mode="after")
     def _expand(self) -> Rule:
         if not (self.actions or self.services or self.command):
