@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -38,16 +39,19 @@ LAZY_GROUPS = {
 }
 
 
+def _module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # the parent package is missing
+        return False
+
+
 class AutodockGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(self._available_lazy()))
 
     def _available_lazy(self) -> dict[str, tuple[str, str, str]]:
-        return {
-            name: spec
-            for name, spec in LAZY_GROUPS.items()
-            if importlib.util.find_spec(spec[0]) is not None
-        }
+        return {name: spec for name, spec in LAZY_GROUPS.items() if _module_exists(spec[0])}
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         command = super().get_command(ctx, name)

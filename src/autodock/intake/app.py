@@ -7,9 +7,7 @@ POST /hooks/{source}        dockerhub | generic | quay | harbor
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -69,14 +67,7 @@ async def _accept(request: Request, source: str) -> JSONResponse:
     for event in events:
         planned = plan(event, ctx.config, ctx.index.services)
         try:
-            recorded = await asyncio.to_thread(
-                ctx.store.record_event,
-                event,
-                planned,
-                payload=payload_text,
-                now=time.time(),
-                dedup_window=ctx.config.dedup_window,
-            )
+            recorded = await ctx.recorder.record(event, planned, payload_text)
         except StoreUnavailable as exc:
             ctx.metrics.events.labels(source, "unavailable").inc()
             log.error("cannot record %s:%s: %s", event.repo, event.tag, exc)
