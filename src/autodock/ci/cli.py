@@ -17,7 +17,7 @@ from typing import Any
 import click
 import docker
 
-from ..exceptions import ConfigError
+from ..exceptions import AutodockError, ConfigError
 from ..reference import InvalidReference, parse_image
 from .build import BuildError, BuildPlan, build_image, build_time, choose_dockerfile, oci_labels
 from .env import BuildContext, resolve
@@ -26,7 +26,7 @@ from .settings import CONFIG_FILE, CiSettings, load_settings
 from .tags import check_template, describe, render, template_for
 from .templates import PROVIDER_FILES, render_ci_config, render_settings
 
-__all__ = ["ci"]
+__all__ = ["CiGroup", "Job", "ci"]
 
 
 @dataclass(frozen=True)
@@ -151,8 +151,8 @@ def _job(
     if fixed_tag:
         tag, why = render(fixed_tag, ctx), "--tag"
     else:
-        template = template_for(ctx, rules)
-        tag, why = render(template, ctx), f"template {template!r}"
+        template, why = template_for(ctx, rules)
+        tag = render(template, ctx)
     extras = [render(t, ctx) for t in [*rules.extra, *extra_tag]]
     image = image or settings.image
     if image is not None:
@@ -259,7 +259,21 @@ def _do_push(api: docker.APIClient, job: Job, creds: Credentials | None) -> None
 # ---------------------------------------------------------------- commands
 
 
-@click.group()
+class CiGroup(click.Group):
+    """Maps autodock's errors to exit codes itself, as the main group does, so that
+    ``python -m autodock.ci.cli`` and in-process tests of ``ci`` behave like ``autodock ci``."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AutodockError as exc:
+            from ..cli import EXIT_CODES
+
+            click.secho(f"error: {exc}", fg="red", err=True)
+            ctx.exit(next(c for cls, c in EXIT_CODES.items() if isinstance(exc, cls)))
+
+
+@click.group(cls=CiGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def ci() -> None:
     """Build and push images from CI: branch → tag, Dockerfile.<tag>, build, push.
 
@@ -427,3 +441,7 @@ def init_cmd(provider: str, image: str | None, force: bool, directory: Path) -> 
                 raise ConfigError(f"--image: {exc}") from None
         settings.write_text(render_settings(image or "org/app"))
         click.echo(f"wrote {settings}" + ("" if image else " (set `image:` in it)"))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    ci()

@@ -102,19 +102,23 @@ def render(template: str, ctx: BuildContext) -> str:
 
 def compute_tag(ctx: BuildContext, rules: TagRules) -> str:
     """The tag this build pushes."""
-    return render(template_for(ctx, rules), ctx)
+    return render(template_for(ctx, rules)[0], ctx)
 
 
-def template_for(ctx: BuildContext, rules: TagRules) -> str:
+def template_for(ctx: BuildContext, rules: TagRules) -> tuple[str, str]:
+    """The template that applies to ``ctx``, and why (for people reading CI logs)."""
     if ctx.is_pull_request:
-        return rules.pull_request if ctx.pull_request != "unknown" else rules.other
+        if ctx.pull_request == "unknown":
+            return rules.other, "pull request without a number"
+        return rules.pull_request, f"pull request {ctx.pull_request}"
     if ctx.branch is not None:
         for pattern, template in rules.branches:
             if fnmatchcase(ctx.branch, pattern):
-                return template
-    elif ctx.git_tag is not None and rules.git_tag is not None:
-        return rules.git_tag
-    return rules.other
+                return template, f"branch {ctx.branch} matches {pattern!r}"
+        return rules.other, f"branch {ctx.branch} is not mapped"
+    if ctx.git_tag is not None and rules.git_tag is not None:
+        return rules.git_tag, f"git tag {ctx.git_tag}"
+    return rules.other, "detached HEAD" if ctx.git_tag is None else f"git tag {ctx.git_tag}"
 
 
 def describe(ctx: BuildContext) -> str:
