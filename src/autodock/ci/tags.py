@@ -86,7 +86,12 @@ def render(template: str, ctx: BuildContext) -> str:
 
     def fill(match: re.Match[str]) -> str:
         value = values[match.group(1)]
-        if not value:
+        if value == "":
+            raise ConfigError(
+                f"tag template {template!r}: {{{match.group(1)}}} of this build "
+                f"({describe(ctx)}) has no characters a Docker tag allows; pass --branch or --tag"
+            )
+        if value is None:
             raise ConfigError(
                 f"tag template {template!r} needs {{{match.group(1)}}}, which this build "
                 f"({describe(ctx)}) does not have; pass --branch/--sha or change the mapping"
