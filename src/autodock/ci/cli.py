@@ -247,10 +247,13 @@ def _do_build(api: docker.APIClient, plan: BuildPlan) -> str:
     return image_id
 
 
-def _do_push(api: docker.APIClient, job: Job, creds: Credentials | None) -> None:
+def _login(api: docker.APIClient, creds: Credentials | None) -> None:
     if creds is not None:
         login(api, creds)
         _err(f"logged in to {creds.registry or 'Docker Hub'} as {creds.username}")
+
+
+def _do_push(api: docker.APIClient, job: Job, creds: Credentials | None) -> None:
     for ref in job.refs:
         digest = push_image(api, ref, creds, echo=_err)
         click.echo(f"{ref}@{digest}")
@@ -354,7 +357,9 @@ def push_cmd(
     if dry_run:
         _show_push(job, creds)
         return
-    _do_push(_api(), job, creds)
+    api = _api()
+    _login(api, creds)
+    _do_push(api, job, creds)
 
 
 @ci.command("all")
@@ -401,8 +406,7 @@ def all_cmd(
             _show_push(job, creds)
         return
     api = _api()
-    if creds is not None:
-        login(api, creds)  # a wrong password should fail before a long build
+    _login(api, creds)  # a wrong password should fail before a long build
     _do_build(api, plan)
     if skip_push:
         _err(f"pull request {job.ctx.pull_request}: built, not pushed (see --push-pull-requests)")
