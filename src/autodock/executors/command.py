@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
+import threading
 
 from ..models import DeployRecord, DeployResult, DeployStatus
 from .base import ProgressCallback
@@ -31,15 +33,26 @@ def child_environment(deploy: DeployRecord) -> dict[str, str]:
 
 
 class CommandExecutor:
+    """Each command runs from a worker thread (spawn, read, wait), which keeps process
+    management off the event loop that also serves the webhooks."""
+
     async def run(self, deploy: DeployRecord, progress: ProgressCallback) -> DeployResult:
+        cancelled = threading.Event()
+        try:
+            return await asyncio.to_thread(self._run, deploy, cancelled)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    def _run(self, deploy: DeployRecord, cancelled: threading.Event) -> DeployResult:
         argv: list[str] = deploy.action["argv"]
         timeout: float = deploy.action.get("timeout") or 600.0
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
                 cwd=deploy.action.get("cwd") or None,
                 env=child_environment(deploy),
                 start_new_session=True,  # so a timeout can stop the whole process group
@@ -48,39 +61,44 @@ class CommandExecutor:
             return DeployResult(
                 DeployStatus.FAILED, error=f"cannot start {argv[0]!r}: {exc.strerror or exc}"
             )
-        await progress(f"running pid {proc.pid}")
         tail = bytearray()
         assert proc.stdout is not None
-
-        async def pump() -> None:
-            assert proc.stdout is not None
-            while chunk := await proc.stdout.read(8192):
-                tail.extend(chunk)
-                if len(tail) > OUTPUT_LIMIT:
-                    del tail[: len(tail) - OUTPUT_LIMIT]
-
+        reader = threading.Thread(target=_pump, args=(proc.stdout, tail), daemon=True)
+        reader.start()
         try:
-            await asyncio.wait_for(asyncio.gather(pump(), proc.wait()), timeout)
-        except TimeoutError:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
             _kill_group(proc.pid)
-            await proc.wait()
+            proc.wait()
+            reader.join(5)
             return DeployResult(
                 DeployStatus.FAILED,
                 output=_text(tail),
                 error=f"timed out after {timeout:g}s; process group killed",
             )
-        except asyncio.CancelledError:
-            _kill_group(proc.pid)
-            raise
+        finally:
+            if cancelled.is_set():
+                _kill_group(proc.pid)
+        reader.join(5)
         output = _text(tail)
         if proc.returncode == 0:
             return DeployResult(DeployStatus.SUCCEEDED, output=output)
         reason = (
             f"killed by signal {-proc.returncode}"
-            if proc.returncode and proc.returncode < 0
+            if proc.returncode < 0
             else f"exit code {proc.returncode}"
         )
         return DeployResult(DeployStatus.FAILED, output=output, error=f"command failed: {reason}")
+
+
+def _pump(stream: object, tail: bytearray) -> None:
+    """Keep the last OUTPUT_LIMIT bytes of the command's output."""
+    read = stream.read1  # type: ignore[attr-defined]
+    while chunk := read(8192):
+        tail.extend(chunk)
+        if len(tail) > OUTPUT_LIMIT:
+            del tail[: len(tail) - OUTPUT_LIMIT]
+    stream.close()  # type: ignore[attr-defined]
 
 
 def _kill_group(pid: int) -> None:

@@ -232,7 +232,8 @@ class SQLiteStore:
     def claim(self, owner: str, lease_seconds: float, now: float) -> DeployRecord | None:
         with self._tx() as db:
             row = db.execute(
-                "SELECT d.id FROM deploys d WHERE d.status = 'queued' AND d.not_before <= ?"
+                "SELECT d.id FROM deploys d INDEXED BY deploys_queue"
+                " WHERE d.status = 'queued' AND d.not_before <= ?"
                 " AND NOT EXISTS (SELECT 1 FROM deploys r WHERE r.target_key = d.target_key"
                 "   AND r.status = 'running')"
                 " ORDER BY d.id LIMIT 1",

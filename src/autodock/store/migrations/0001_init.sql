@@ -41,6 +41,7 @@ CREATE TABLE deploys (
     progress      TEXT,
     superseded_by INTEGER
 );
-CREATE INDEX deploys_queue ON deploys (status, not_before, id);
+-- Claims walk queued rows in id order and stop at the first runnable one.
+CREATE INDEX deploys_queue ON deploys (status, id);
 CREATE INDEX deploys_target ON deploys (target_key, status);
 CREATE INDEX deploys_event ON deploys (event_id);
