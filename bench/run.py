@@ -396,7 +396,8 @@ def write_report(results: dict[str, Any]) -> None:
     if intake:
         a, w = intake["autodock"], intake["webhook"]
         lines += [
-            f"| intake req/s (wrk, {results['params']['connections']} conns) | {a['req_per_s']:.0f} "
+            f"| intake req/s (wrk, {results['params']['connections']} conns) "
+            f"| {a['req_per_s']:.0f} "
             f"| webhook {w['req_per_s']:.0f} | ×{intake['ratio_req_per_s']:.2f} |",
             f"| intake latency p50 / p99 | {a['p50_us'] / 1000:.1f} / {a['p99_us'] / 1000:.1f} ms "
             f"| {w['p50_us'] / 1000:.1f} / {w['p99_us'] / 1000:.1f} ms | |",
@@ -526,7 +527,8 @@ def main() -> None:
     images = Images(client, registry.addr)
     results: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
         "params": params,
     }
 
