@@ -100,6 +100,21 @@ class RegistryCredentials(SecretSource):
     username: str
 
 
+class SmokeCheck(_Model):
+    """Probe the new version after it converged; on failure roll back to the old image."""
+
+    url: str | None = Field(None, description="full URL; default: the published port")
+    path: str = "/"
+    port: int | None = Field(None, description="container port whose published port to probe")
+    host: str = Field("127.0.0.1", description="where published ports are reachable")
+    expect_status: int = 200
+    expect_body: str | None = None
+    host_header: str | None = None
+    timeout: float = Field(5.0, gt=0)
+    retries: int = Field(5, ge=1)
+    interval: float = Field(2.0, ge=0)
+
+
 class ServiceAction(_Model):
     """Update a Swarm service's image (pinned by digest) and wait for convergence."""
 
@@ -108,6 +123,10 @@ class ServiceAction(_Model):
         None, description="image name to deploy (no tag); default: the service's own image name"
     )
     timeout: float | None = Field(None, gt=0, description="seconds to wait for convergence")
+    check: SmokeCheck | None = Field(None, description="post-deploy smoke check")
+    semver: Literal["patch", "minor", "major"] | None = Field(
+        None, description="roll out only version bumps up to this level; never downgrade"
+    )
 
     @field_validator("service")
     @classmethod

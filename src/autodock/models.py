@@ -29,7 +29,8 @@ class DeployStatus(enum.StrEnum):
     FAILED = "failed"
     SUPERSEDED = "superseded"  # a newer push for the same target arrived before it ran
     UNCHANGED = "unchanged"  # the target already ran that exact image
-    IGNORED = "ignored"
+    IGNORED = "ignored"  # held back by a policy (the reason is in the error)
+    ROLLED_BACK = "rolled_back"  # deployed, failed its smoke check, old image restored
 
     @property
     def final(self) -> bool:

@@ -77,6 +77,8 @@ def _plan_action(
                 "service": service,
                 "image": image,
                 "timeout": action.timeout or config.deploy_timeout,
+                "check": action.check.model_dump() if action.check else None,
+                "semver": action.semver,
             },
         )
     argv = [render(arg, values) for arg in action.command]

@@ -9,6 +9,7 @@ failing, timed out; the tasks' error text is recorded).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -23,8 +24,10 @@ import requests.exceptions
 from ..exceptions import DeployError, TransientDeployError
 from ..models import DeployRecord, DeployResult, DeployStatus
 from ..planner import LabelledService
+from ..policies import SEMVER_LEVELS, check_semver
 from ..reference import ImageRef, InvalidReference, parse_image, short_digest
 from .base import ProgressCallback
+from .checks import CheckResult, SmokeCheckSpec, check_from_labels, probe_url, run_check
 
 __all__ = ["DockerConnection", "SwarmExecutor", "choose_image_name", "list_labelled_services"]
 
@@ -150,6 +153,10 @@ class SwarmExecutor:
         new_ref = f"{image_name}:{deploy.tag}@{digest}"
         if current == new_ref:
             return DeployResult(DeployStatus.UNCHANGED, old_image=current, new_image=new_ref)
+        labels = spec.get("Labels") or {}
+        held = self._policy_hold(deploy, current, labels)
+        if held:
+            return DeployResult(DeployStatus.IGNORED, old_image=current, error=held)
         old = short_digest(_digest_of(current))
         await progress(f"updating {name}: {old} → {short_digest(digest)}")
         previous_status = (service.get("UpdateStatus") or {}).get("StartedAt")
@@ -157,7 +164,63 @@ class SwarmExecutor:
         timeout = float(deploy.action.get("timeout") or self.default_timeout)
         outcome = await self._wait(service["ID"], name, new_ref, previous_status, timeout, progress)
         outcome.old_image, outcome.new_image = current, new_ref
+        check = _smoke_check(deploy, labels)
+        if outcome.status is DeployStatus.SUCCEEDED and check is not None and current:
+            outcome = await self._smoke_test(
+                service["ID"], name, check, current, deploy, outcome, timeout, progress
+            )
         return outcome
+
+    @staticmethod
+    def _policy_hold(deploy: DeployRecord, current: str | None, labels: dict[str, str]) -> str:
+        level = deploy.action.get("semver") or labels.get("autodock.semver")
+        if level not in SEMVER_LEVELS:
+            return ""
+        current_tag = None
+        if current:
+            with contextlib.suppress(InvalidReference):
+                current_tag = parse_image(current).tag
+        return check_semver(current_tag, deploy.tag, level) or ""
+
+    async def _smoke_test(
+        self,
+        service_id: str,
+        name: str,
+        check: SmokeCheckSpec,
+        old_image: str,
+        deploy: DeployRecord,
+        outcome: DeployResult,
+        timeout: float,
+        progress: ProgressCallback,
+    ) -> DeployResult:
+        service = await asyncio.to_thread(self._inspect, service_id)
+        url = probe_url(check, (service.get("Endpoint") or {}).get("Ports") or [])
+        if url is None:
+            result = CheckResult(False, "smoke check: no URL and no published port to probe")
+        else:
+            await progress(f"smoke check {url}")
+            result = await run_check(check, url)
+        if result.ok:
+            outcome.output = f"{outcome.output or ''}\n{result.detail}".strip()
+            return outcome
+        await progress(f"smoke check failed; rolling back {name}")
+        previous_status = (service.get("UpdateStatus") or {}).get("StartedAt")
+        await asyncio.to_thread(self._update, service, old_image, deploy.registry)
+        back = await self._wait(service_id, name, old_image, previous_status, timeout, progress)
+        note = (
+            "rolled back to the previous image"
+            if back.status is DeployStatus.SUCCEEDED
+            else f"rollback did not converge: {back.error}"
+        )
+        return DeployResult(
+            DeployStatus.ROLLED_BACK
+            if back.status is DeployStatus.SUCCEEDED
+            else DeployStatus.FAILED,
+            old_image=outcome.old_image,
+            new_image=outcome.new_image,
+            output=outcome.output,
+            error=f"{result.detail}\n{note}",
+        )
 
     # ------------------------------------------------------------ engine calls (threads)
 
@@ -276,6 +339,13 @@ class SwarmExecutor:
                     f"timed out after {timeout:g}s waiting for {name} to converge ({text})", snap
                 )
             await asyncio.sleep(self.poll_interval)
+
+
+def _smoke_check(deploy: DeployRecord, labels: dict[str, str]) -> SmokeCheckSpec | None:
+    configured = deploy.action.get("check")
+    if configured:
+        return SmokeCheckSpec.from_dict(configured)
+    return check_from_labels(labels)
 
 
 def _digest_of(image: str | None) -> str | None:
