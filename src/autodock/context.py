@@ -12,6 +12,7 @@ from .metrics import Metrics
 from .store import Store
 
 if TYPE_CHECKING:
+    from .notify.outbox import OutboxSender
     from .worker import Worker
 
 __all__ = ["AppContext"]
@@ -25,3 +26,4 @@ class AppContext:
     metrics: Metrics = field(default_factory=Metrics)
     webhook_auth: BasicAuthenticator | None = None
     worker: Worker | None = None
+    outbox: OutboxSender | None = None
