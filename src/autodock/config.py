@@ -34,6 +34,8 @@ __all__ = [
     "BasicAuth",
     "CommandAction",
     "Config",
+    "NotifierConfig",
+    "OutboxSettings",
     "Rule",
     "ServiceAction",
     "load_config",
@@ -232,6 +234,79 @@ class Discovery(_Model):
     refresh_seconds: float = Field(5.0, gt=0)
 
 
+# Notifications (issue #3): channels by name, routed per rule (``notify:``) or by
+# ``default_notify``. Secrets resolve at send time so they never reach the store.
+NotifyEventName = Literal["started", "succeeded", "failed", "rolled_back"]
+
+
+class NotifierConfig(_Model):
+    """One notification channel: a Slack webhook/bot, a JSON webhook, or Docker Hub callbacks."""
+
+    type: Literal["slack", "webhook", "dockerhub"]
+    enabled: bool = True
+    events: list[NotifyEventName] = Field(
+        default_factory=lambda: ["succeeded", "failed", "rolled_back"],
+        description="which deploy events to send; 'started' is opt-in",
+    )
+    url: SecretStr | None = Field(None, description="incoming-webhook / endpoint URL")
+    url_env: str | None = None
+    url_file: Path | None = None
+    token: SecretStr | None = Field(None, description="Slack bot token (chat.postMessage)")
+    token_env: str | None = None
+    token_file: Path | None = None
+    channel: str | None = Field(None, description="Slack channel for chat.postMessage")
+    api_url: str = Field("https://slack.com/api", description="Slack Web API base URL")
+    secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for webhook signatures")
+    secret_env: str | None = None
+    secret_file: Path | None = None
+    context: str = Field("autodock", description="Docker Hub callback 'context'")
+    timeout: float | None = Field(None, gt=0, description="seconds per HTTP attempt")
+
+    @model_validator(mode="after")
+    def _complete(self) -> NotifierConfig:
+        has_url = bool(self.url or self.url_env or self.url_file)
+        has_token = bool(self.token or self.token_env or self.token_file)
+        if self.type == "slack" and not (has_url or (has_token and self.channel)):
+            raise ValueError("a slack notifier needs url (incoming webhook) or token + channel")
+        if self.type == "webhook" and not has_url:
+            raise ValueError("a webhook notifier needs url, url_env or url_file")
+        return self
+
+    def _resolve(self, name: str) -> str | None:
+        inline = getattr(self, name)
+        if inline is not None:
+            return str(inline.get_secret_value())
+        env = getattr(self, f"{name}_env")
+        if env:
+            return os.environ.get(env) or None
+        path = getattr(self, f"{name}_file")
+        if path:
+            try:
+                return str(path.read_text()).strip() or None
+            except OSError as exc:
+                raise ConfigError(f"cannot read {name}_file {path}: {exc.strerror}") from exc
+        return None
+
+    def resolve_url(self) -> str | None:
+        return self._resolve("url")
+
+    def resolve_token(self) -> str | None:
+        return self._resolve("token")
+
+    def resolve_secret(self) -> str | None:
+        return self._resolve("secret")
+
+
+class OutboxSettings(_Model):
+    """How the notification outbox retries: exponential backoff with jitter, then dead."""
+
+    max_age: float = Field(86400.0, gt=0, description="give up (mark dead) after this many s")
+    backoff: float = Field(2.0, gt=0, description="first retry delay, doubled each try")
+    max_backoff: float = Field(600.0, gt=0)
+    timeout: float = Field(10.0, gt=0, description="seconds per HTTP attempt")
+    concurrency: int = Field(8, ge=1, le=64)
+
+
 class Config(_Model):
     listen: str = f"0.0.0.0:{DEFAULT_PORT}"
     data_dir: Path = Path(os.environ.get("AUTODOCK_DATA_DIR", "./autodock-data"))
@@ -250,6 +325,20 @@ class Config(_Model):
     discovery: Discovery = Discovery()
     rules: list[Rule] = Field(default_factory=list)
     legacy: bool = False
+    notifiers: dict[str, NotifierConfig] = Field(default_factory=dict)
+    default_notify: list[str] = Field(default_factory=list)
+    outbox: OutboxSettings = OutboxSettings()
+    public_url: str | None = Field(None, description="dashboard base URL, linked from messages")
+
+    @model_validator(mode="after")
+    def _known_notifiers(self) -> Config:
+        for where, names in [("default_notify", self.default_notify)] + [
+            (f"rule {r.display_name}: notify", r.notify or []) for r in self.rules
+        ]:
+            unknown = [n for n in names if n not in self.notifiers]
+            if unknown:
+                raise ValueError(f"{where} names unknown notifier(s): {', '.join(unknown)}")
+        return self
 
     @field_validator("listen")
     @classmethod

@@ -13,6 +13,7 @@ from .metrics import Metrics
 from .store import Store
 
 if TYPE_CHECKING:
+    from .notify.outbox import OutboxSender
     from .worker import Worker
 
 __all__ = ["AppContext"]
@@ -26,6 +27,7 @@ class AppContext:
     metrics: Metrics = field(default_factory=Metrics)
     webhook_auth: BasicAuthenticator | None = None
     worker: Worker | None = None
+    outbox: OutboxSender | None = None
     recorder: EventRecorder = field(init=False)
 
     def __post_init__(self) -> None:

@@ -38,3 +38,15 @@ class Metrics:
             ["target"],
             registry=self.registry,
         )
+        self.notifications = Counter(
+            "autodock_notifications",
+            "Notification delivery attempts, by channel and result (sent, retry, dead)",
+            ["channel", "result"],
+            registry=self.registry,
+        )
+        self.notifications_queued = Gauge(
+            "autodock_notifications_queued",
+            "Notifications in the outbox, by status (pending, dead)",
+            ["status"],
+            registry=self.registry,
+        )

@@ -24,6 +24,8 @@ from .executors.swarm import DockerConnection, SwarmExecutor
 from .intake import app as intake_app
 from .intake.auth import BasicAuthenticator
 from .models import DeployRecord, DeployStatus
+from .notify import api as notify_api
+from .notify.outbox import attach_outbox
 from .store import open_store
 from .web import api
 from .worker import Worker
@@ -79,6 +81,7 @@ def build_context(config: Config) -> AppContext:
 
     worker.listeners.append(count)
     ctx.worker = worker
+    ctx.outbox = attach_outbox(ctx, worker)
     return ctx
 
 
@@ -91,11 +94,15 @@ def create_app(ctx: AppContext, *, run_worker: bool = True) -> FastAPI:
             tasks.append(asyncio.create_task(ctx.index.run()))
         if run_worker and ctx.worker is not None:
             tasks.append(asyncio.create_task(ctx.worker.run()))
+        if run_worker and ctx.outbox is not None:
+            tasks.append(asyncio.create_task(ctx.outbox.run()))
         try:
             yield
         finally:
             if ctx.worker is not None:
                 ctx.worker.stop()
+            if ctx.outbox is not None:
+                ctx.outbox.stop()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -112,6 +119,7 @@ def create_app(ctx: AppContext, *, run_worker: bool = True) -> FastAPI:
     app.state.ctx = ctx
     app.include_router(intake_app.router)
     app.include_router(api.router)
+    app.include_router(notify_api.router)
     return app
 
 

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from .exceptions import DeployError, TransientDeployError
 from .executors.base import Executor
 from .models import DeployRecord, DeployResult, DeployStatus
+from .notify.records import NotificationBuilder
 from .reference import short_digest
 from .store import Store
 
@@ -61,6 +62,8 @@ class Worker:
         self.exclusive_store = exclusive_store
         self.listeners: list[Listener] = []
         self.started_listeners: list[Listener] = []
+        # Builds the outbox rows that commit in the same transaction as each result.
+        self.outbox: NotificationBuilder | None = None
         self.active: dict[int, DeployRecord] = {}
         self._wake = asyncio.Event()
         self._stopping = False
@@ -158,7 +161,10 @@ class Worker:
             except Exception as exc:  # a bug must not kill the worker or lose the deploy
                 log.exception("deploy %d crashed", job.id)
                 result = DeployResult(DeployStatus.FAILED, error=f"internal error: {exc!r}")
-            await asyncio.to_thread(self.store.finish, job.id, self.owner, result, time.time())
+            extra = {"notifications": self.outbox} if self.outbox is not None else {}
+            await asyncio.to_thread(
+                self.store.finish, job.id, self.owner, result, time.time(), **extra
+            )
             self._log_result(job, result, time.monotonic() - started)
             record = await asyncio.to_thread(self.store.get_deploy, job.id)
             if record is not None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..models import DeployRecord, DeployResult, PlannedDeploy, PushEvent
+from ..notify.records import NotificationBuilder
 
 __all__ = ["DeployFilter", "RecordedEvent", "Store"]
 
@@ -53,7 +54,16 @@ class Store(Protocol):
 
     def set_progress(self, deploy_id: int, progress: str) -> None: ...
 
-    def finish(self, deploy_id: int, owner: str, result: DeployResult, now: float) -> None: ...
+    def finish(
+        self,
+        deploy_id: int,
+        owner: str,
+        result: DeployResult,
+        now: float,
+        notifications: NotificationBuilder | None = None,
+    ) -> None:
+        """Record a result; rows from ``notifications`` commit in the same transaction."""
+        ...
 
     def retry_later(self, deploy_id: int, owner: str, not_before: float, error: str) -> None: ...
 

@@ -18,6 +18,7 @@ from ..exceptions import StoreError, StoreUnavailable
 from ..models import DeployRecord, DeployResult, DeployStatus, EventStatus, PlannedDeploy, PushEvent
 from .base import DeployFilter, RecordedEvent
 from .migrations import migration_scripts
+from .sqlite_outbox import NotificationBuilder, SQLiteOutboxMixin
 
 __all__ = ["SQLiteStore"]
 
@@ -36,7 +37,7 @@ def _bounded(text: str | None) -> str | None:
     return "…(truncated)…\n" + text[-MAX_OUTPUT:]
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteOutboxMixin):
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -263,9 +264,17 @@ class SQLiteStore:
         with self._tx() as db:
             db.execute("UPDATE deploys SET progress = ? WHERE id = ?", (progress, deploy_id))
 
-    def finish(self, deploy_id: int, owner: str, result: DeployResult, now: float) -> None:
+    def finish(
+        self,
+        deploy_id: int,
+        owner: str,
+        result: DeployResult,
+        now: float,
+        notifications: NotificationBuilder | None = None,
+    ) -> None:
+        """Record the result; ``notifications`` builds outbox rows committed with it."""
         with self._tx() as db:
-            db.execute(
+            cur = db.execute(
                 "UPDATE deploys SET status = ?, old_image = coalesce(?, old_image),"
                 " new_image = coalesce(?, new_image), output = ?, error = ?, finished_at = ?,"
                 " lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?",
@@ -280,6 +289,8 @@ class SQLiteStore:
                     owner,
                 ),
             )
+            if notifications is not None and cur.rowcount == 1:
+                self._write_outbox(db, deploy_id, notifications, now)
 
     def retry_later(self, deploy_id: int, owner: str, not_before: float, error: str) -> None:
         with self._tx() as db:
