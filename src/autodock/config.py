@@ -216,6 +216,9 @@ class Config(_Model):
     registries: dict[str, RegistryCredentials] = Field(default_factory=dict)
     discovery: Discovery = Discovery()
     rules: list[Rule] = Field(default_factory=list)
+    db_clone: dict[str, Any] | None = Field(
+        None, description="prod→stage database clones; parsed by autodock.db.schedule"
+    )
     legacy: bool = False
 
     @field_validator("listen")

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["PgCluster", "find_bindir", "start_cluster"]
+__all__ = ["SHOP_SCHEMA", "PgCluster", "find_bindir", "seed_shop", "start_cluster"]
 
 SUPERUSER = "postgres"
 
@@ -121,3 +121,70 @@ def start_cluster() -> PgCluster:
         shutil.rmtree(root, ignore_errors=True)
         raise RuntimeError(f"pg_ctl start failed: {proc.stderr}\n{log}")
     return cluster
+
+
+SHOP_SCHEMA = """
+CREATE TYPE tier AS ENUM ('free', 'pro');
+CREATE TABLE users (
+    id serial PRIMARY KEY,
+    email text NOT NULL UNIQUE,
+    full_name varchar(60),
+    phone text,
+    tier tier NOT NULL DEFAULT 'free',
+    referrer_id int REFERENCES users(id),
+    profile jsonb
+);
+CREATE TABLE products (
+    id int PRIMARY KEY,
+    name text NOT NULL CHECK (name <> ''),
+    price numeric(10, 2) NOT NULL
+);
+CREATE TABLE orders (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id int NOT NULL REFERENCES users(id),
+    status text NOT NULL,
+    total numeric(10, 2) NOT NULL,
+    total_cents bigint GENERATED ALWAYS AS ((total * 100)::bigint) STORED,
+    note json
+);
+CREATE TABLE order_items (
+    order_id bigint NOT NULL REFERENCES orders(id),
+    product_id int NOT NULL REFERENCES products(id),
+    qty int NOT NULL,
+    PRIMARY KEY (order_id, product_id)
+);
+CREATE TABLE audit_log (id serial PRIMARY KEY, message text NOT NULL);
+CREATE INDEX orders_status_idx ON orders (status) WHERE status <> 'done';
+"""
+
+
+def seed_shop(url: str, users: int = 50, orders: int = 200) -> None:
+    """A small shop: users with referral chains, orders, items, products, an audit log."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(SHOP_SCHEMA)
+        conn.execute(
+            "INSERT INTO users (email, full_name, phone, tier, referrer_id, profile) "
+            "SELECT 'person' || g || '@real-mail.example', 'Real Person ' || g, "
+            "'+49 170 ' || lpad(g::text, 6, '0'), "
+            "CASE WHEN g %% 3 = 0 THEN 'pro' ELSE 'free' END::tier, "
+            "CASE WHEN g > 1 THEN g - 1 END, jsonb_build_object('n', g) "
+            "FROM generate_series(1, %s) g",
+            [users],
+        )
+        conn.execute(
+            "INSERT INTO products SELECT g, 'product ' || g, g * 1.5 FROM generate_series(1, 20) g"
+        )
+        conn.execute(
+            "INSERT INTO orders (user_id, status, total, note) "
+            "SELECT 1 + g %% %s, CASE WHEN g %% 4 = 0 THEN 'open' ELSE 'done' END, g, "
+            '\'{"tab": "a\\tb"}\' FROM generate_series(1, %s) g',
+            [users, orders],
+        )
+        conn.execute(
+            "INSERT INTO order_items SELECT o.id, 1 + o.id % 20, 1 + o.id % 3 FROM orders o"
+        )
+        conn.execute(
+            "INSERT INTO audit_log (message) SELECT 'event ' || g FROM generate_series(1, 30) g"
+        )

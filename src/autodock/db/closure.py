@@ -179,9 +179,9 @@ def _restricted_query(
 
     def collect(t: str) -> None:
         for fk in fks:
-            if fk.ref_table == t and fk.table != t and fk.table in restricted:
-                if fk.table not in needed:
-                    collect(fk.table)
+            child = fk.table
+            if fk.ref_table == t and child != t and child in restricted and child not in needed:
+                collect(child)
         if t not in needed:
             needed.append(t)
 
@@ -226,7 +226,6 @@ def _restricted_query(
             f"JOIN {alias[t]}_r r ON {' OR '.join(joins)})"
         )
         ctes.append(
-            f"{alias[t]} AS (SELECT * FROM {table} "
-            f"WHERE ctid IN (SELECT _tid FROM {alias[t]}_r))"
+            f"{alias[t]} AS (SELECT * FROM {table} WHERE ctid IN (SELECT _tid FROM {alias[t]}_r))"
         )
     return f"WITH RECURSIVE {', '.join(ctes)} SELECT * FROM {alias[target]}"

@@ -242,7 +242,11 @@ def _load(
             tgt.execute(statement)
         for table in plan.tables:
             cols = info.tables[table.name].copy_columns
-            entry: dict[str, Any] = {"table": table.name, "mode": table.mode, "reason": table.reason}
+            entry: dict[str, Any] = {
+                "table": table.name,
+                "mode": table.mode,
+                "reason": table.reason,
+            }
             if not options.schema_only:
                 progress.start_table(table.name, info.tables[table.name].est_rows)
                 rows, nbytes = _copy_table(

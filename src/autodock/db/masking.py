@@ -63,9 +63,7 @@ def parse_mask(spec: str) -> MaskRule:
 
 
 def parse_masks(specs: Iterable[str] | Mapping[str, str]) -> list[MaskRule]:
-    items = (
-        [f"{k}={v}" for k, v in specs.items()] if isinstance(specs, Mapping) else list(specs)
-    )
+    items = [f"{k}={v}" for k, v in specs.items()] if isinstance(specs, Mapping) else list(specs)
     rules = [parse_mask(s) for s in items]
     seen: set[tuple[str, str]] = set()
     for rule in rules:
@@ -155,7 +153,7 @@ class Masker:
             fake = f"{first} {LAST_NAMES[digest[1] % len(LAST_NAMES)]} {h[:4]}"
         elif "addr" in col or "street" in col:
             fake = f"{int.from_bytes(digest[:2], 'big') % 999 + 1} Example Street"
-        elif "ip" == col or col.endswith("_ip"):
+        elif col == "ip" or col.endswith("_ip"):
             fake = f"192.0.2.{digest[0] % 254 + 1}"
         else:
             fake = f"fake-{h[:12]}"

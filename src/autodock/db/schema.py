@@ -265,7 +265,9 @@ def introspect(conn: psycopg.Connection[Any], schema: str) -> SchemaInfo:
         info.tables[name] = TableInfo(name, [], [], [], int(est))
     seq_rows = conn.execute(SEQUENCES_SQL, params).fetchall()
     identity_opts = {
-        (r[8], r[9]): f"({_seq_options(r, with_type=False)})" for r in seq_rows if r[10] == "i" and r[8]
+        (r[8], r[9]): f"({_seq_options(r, with_type=False)})"
+        for r in seq_rows
+        if r[10] == "i" and r[8]
     }
     for oid, col, typ, notnull, default, ident, gen, coll in conn.execute(COLUMNS_SQL, params):
         if oid not in names:
@@ -296,7 +298,9 @@ def introspect(conn: psycopg.Connection[Any], schema: str) -> SchemaInfo:
         INDEXES_SQL, {**params, "schema": schema}
     ):
         if oid in names:
-            info.tables[names[oid]].indexes.append((name, _unqualify_index(definition, qname, qschema)))
+            info.tables[names[oid]].indexes.append(
+                (name, _unqualify_index(definition, qname, qschema))
+            )
     for row in seq_rows:
         name, owner_table, owner_col, deptype = row[0], row[8], row[9], row[10]
         last, called = conn.execute(

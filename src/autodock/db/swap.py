@@ -116,9 +116,7 @@ def swap_schemas(
     """
     with conn.transaction():
         conn.execute("SELECT set_config('lock_timeout', %s, true)", [lock_timeout])
-        existed = conn.execute(
-            "SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema]
-        ).fetchone()
+        existed = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema]).fetchone()
         if existed:
             _replicate_privileges(conn, schema, new)
             conn.execute(f"ALTER SCHEMA {qi(schema)} RENAME TO {qi(old)}")

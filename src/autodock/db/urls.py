@@ -103,11 +103,23 @@ class ProductionGuard:
                     not names_db or other.dbname == target.dbname
                 ):
                     return entry
-            elif fnmatch.fnmatchcase(target.host, _norm_host(entry)) or fnmatch.fnmatchcase(
-                f"{target.host}:{target.port}", entry.lower()
+            elif any(
+                fnmatch.fnmatchcase(name, pattern)
+                for name in self._host_names(url, target)
+                for pattern in (entry.lower(), f"{entry.lower()}:{target.port}")
             ):
                 return entry
         return None
+
+    @staticmethod
+    def _host_names(url: str, target: DbIdentity) -> set[str]:
+        """Every spelling of the target's host a pattern may be written against."""
+        params = _parse(url)
+        raw = str(params.get("host") or params.get("hostaddr") or "").split(",")[0].lower()
+        names = {target.host, raw}
+        if target.host == "localhost":
+            names |= LOCAL_HOSTS - {""}
+        return {f"{n}:{target.port}" for n in names} | names
 
     def check(self, source: str, target: str) -> None:
         """Raise ProductionTargetError unless writing to ``target`` is plausibly safe."""
