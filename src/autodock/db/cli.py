@@ -240,3 +240,7 @@ def parity(
 
 
 db.add_command(parity)
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m autodock.db.cli clone ...`
+    db()
