@@ -274,3 +274,52 @@ def test_identity_and_redaction():
 )
 def test_production_guard(entry, target, hit):
     assert (ProductionGuard((entry,)).matches(target) is not None) is hit
+
+
+# ---------------------------------------------------------------- progress and CLI
+
+
+def test_progress_tty_redraws_and_logs_print_lines():
+    import io
+
+    from autodock.db.progress import Progress
+
+    t = [0.0]
+    tty = io.StringIO()
+    p = Progress(tty, tty=True, clock=lambda: t[0])
+    p.start_table("orders", expected_rows=200)
+    t[0] = 1.0
+    p.advance(100, 2048)
+    p.finish_table()
+    assert tty.getvalue().startswith("\r\x1b[2Korders: 100 rows (50%), 2.0 KiB, 100 rows/s")
+    assert tty.getvalue().endswith("\n")
+    lines: list[str] = []
+    p = Progress(io.StringIO(), tty=False, emit=lines.append, clock=lambda: t[0])
+    p.start_table("users")
+    p.advance(10, 10)  # within the interval: silent
+    t[0] += 6
+    p.advance(10, 10)
+    p.finish_table()
+    assert [line.split(":")[0] for line in lines] == ["copying users", "copied users"]
+
+
+def test_db_jobs_cli_lists_next_runs(tmp_path):
+    import yaml
+    from click.testing import CliRunner
+
+    from autodock.config import load_config
+    from autodock.db.cli import db
+
+    cfg = tmp_path / "autodock.yml"
+    job = {
+        "name": "nightly",
+        "schedule": "15 3 * * *",
+        "from_env": "PROD_URL",
+        "to": "postgresql://u:pw@stage/app",
+    }
+    cfg.write_text(yaml.safe_dump({"db_clone": {"jobs": [job]}}))
+    assert load_config(cfg).db_clone is not None  # the main config accepts the section
+    res = CliRunner().invoke(db, ["jobs", "-c", str(cfg)])
+    assert res.exit_code == 0, res.output
+    assert "nightly: '15 3 * * *' next" in res.output and "03:15" in res.output
+    assert "PROD_URL" in res.output and "pw" not in res.output

@@ -174,7 +174,11 @@ def clone(
     )
     t0 = time.monotonic()
     src = _connect(options.source)
-    tgt = _connect(options.target)
+    try:
+        tgt = _connect(options.target)
+    except BaseException:
+        src.close()
+        raise
     try:
         _check_target(src, tgt)
         src.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
