@@ -344,3 +344,14 @@ def test_cli_clone_json_and_dry_run(dbs, tmp_path):
     assert dbs.sql(dbs.stage, "SELECT count(*) FROM users") == [(0,)]
     res = runner.invoke(main, [*args, "--mask", "users.nope=hash"])
     assert res.exit_code == 1 and "no column nope" in res.output
+
+
+def test_parity_schema_diff_on_real_databases(dbs):
+    from autodock.db.parity import diff_schemas, read_schema
+
+    seed_shop(dbs.prod)
+    clone(CloneOptions.build(dbs.prod, dbs.stage, schema_only=True))
+    assert diff_schemas(read_schema(dbs.stage), read_schema(dbs.prod)) == []
+    dbs.sql(dbs.stage, "ALTER TABLE users ADD COLUMN debug text; DROP INDEX orders_status_idx")
+    keys = [d.key for d in diff_schemas(read_schema(dbs.stage), read_schema(dbs.prod))]
+    assert keys == ["db.orders.index.orders_status_idx", "db.users.debug"]
