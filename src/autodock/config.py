@@ -324,6 +324,9 @@ class Config(_Model):
     registries: dict[str, RegistryCredentials] = Field(default_factory=dict)
     discovery: Discovery = Discovery()
     rules: list[Rule] = Field(default_factory=list)
+    db_clone: dict[str, Any] | None = Field(
+        None, description="prod→stage database clones; parsed by autodock.db.schedule"
+    )
     legacy: bool = False
     notifiers: dict[str, NotifierConfig] = Field(default_factory=dict)
     default_notify: list[str] = Field(default_factory=list)
