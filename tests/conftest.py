@@ -20,6 +20,8 @@ from tests.support.lab import (
     start_registry,
 )
 
+pytest_plugins = ["tests.support.postgres"]
+
 ARTIFACTS = Path(
     os.environ.get("AUTODOCK_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts")
 )
