@@ -9,10 +9,11 @@ import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import psycopg
 import pytest
 
-from tests.support.lab import wait_for
+from tests.support.lab import TEST_AUTH, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -145,3 +146,20 @@ def test_killed_replica_lease_expires_and_another_finishes_the_deploy(
     assert ["done", rerun] in steps
     assert [s for s in steps if s[1] not in (str(pid), rerun)] == []
     assert time.monotonic() - killed_at >= 3 - 1  # not before the lease could expire
+
+
+def test_intake_answers_503_while_the_database_is_unreachable(
+    autodock, postgres_cluster, tmp_path, unique
+):
+    url = postgres_cluster.create_database()
+    rule = {"repo": f"ha/{unique}", "command": [sys.executable, "-c", "pass"]}
+    server = autodock(_config(url, rule))
+    body = {"repo": f"ha/{unique}", "tag": "stage"}
+    assert server.post("/hooks/generic", body).status_code == 202
+    with psycopg.connect(postgres_cluster.url(), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    started = time.monotonic()
+    reply = httpx.post(f"{server.url}/hooks/generic", json=body, auth=TEST_AUTH, timeout=30)
+    assert time.monotonic() - started < 15
+    assert reply.status_code == 503, reply.text
+    assert reply.headers["retry-after"] == "5"

@@ -102,10 +102,13 @@ class PostgresStore:
         min_size: int = 1,
         max_size: int = 10,
         connect_timeout: float = 10.0,
+        checkout_timeout: float = 5.0,
     ):
+        """``connect_timeout`` bounds opening the store; ``checkout_timeout`` how long one
+        operation waits for a working connection before it reports StoreUnavailable."""
         self.url = url
         self.name = _redact(url)
-        self._timeout = connect_timeout
+        self._timeout = min(checkout_timeout, connect_timeout)
         self._pool = ConnectionPool(
             url,
             min_size=min_size,
@@ -117,7 +120,7 @@ class PostgresStore:
                 "application_name": "autodock",
             },
             check=ConnectionPool.check_connection,
-            timeout=connect_timeout,
+            timeout=self._timeout,
             open=False,
             name="autodock",
         )
