@@ -543,3 +543,15 @@ def test_postgres_concurrent_redeliveries_store_the_push_once(postgres_url):
     finally:
         for s in replicas:
             s.close()
+
+
+def test_postgres_password_comes_from_a_secret_file(tmp_path, monkeypatch):
+    from autodock.store.postgres import PASSWORD_FILE_ENV, _password_from_file
+
+    secret = tmp_path / "db_password"
+    secret.write_text("hunter2\n")
+    monkeypatch.setenv(PASSWORD_FILE_ENV, str(secret))
+    assert _password_from_file("postgresql://autodock@db/autodock") == {"password": "hunter2"}
+    assert _password_from_file("postgresql://autodock:inline@db/autodock") == {}
+    monkeypatch.delenv(PASSWORD_FILE_ENV)
+    assert _password_from_file("postgresql://autodock@db/autodock") == {}

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -32,12 +33,12 @@ from psycopg import errors
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ..exceptions import StoreError, StoreUnavailable
+from ..exceptions import ConfigError, StoreError, StoreUnavailable
 from ..models import DeployRecord, DeployResult, DeployStatus, EventStatus, PlannedDeploy, PushEvent
 from .base import DeployFilter, RecordedEvent
 from .migrations import migration_scripts, split_statements
 
-__all__ = ["PostgresStore"]
+__all__ = ["PASSWORD_FILE_ENV", "PostgresStore"]
 
 log = logging.getLogger("autodock.store.postgres")
 
@@ -45,6 +46,7 @@ T = TypeVar("T")
 Cursor = psycopg.Cursor[dict[str, Any]]
 
 MAX_OUTPUT = 64 * 1024
+PASSWORD_FILE_ENV = "AUTODOCK_DB_PASSWORD_FILE"  # noqa: S105 - a variable name
 MIGRATION_LOCK = 0x6175746F646F636B  # "autodock"
 RETRIES = 8
 _RETRYABLE = (errors.UniqueViolation, errors.DeadlockDetected, errors.SerializationFailure)
@@ -94,6 +96,19 @@ def _redact(url: str) -> str:
     return f"postgresql://{host}:{port}/{info.get('dbname', '')}"
 
 
+def _password_from_file(url: str) -> dict[str, str]:
+    """The password from ``$AUTODOCK_DB_PASSWORD_FILE`` (a Docker secret) when the URL
+    carries none; libpq's own ``PGPASSWORD``/``PGPASSFILE`` work as well."""
+    path = os.environ.get(PASSWORD_FILE_ENV)
+    if not path or psycopg.conninfo.conninfo_to_dict(url).get("password"):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return {"password": handle.read().rstrip("\r\n")}
+    except OSError as exc:
+        raise ConfigError(f"{PASSWORD_FILE_ENV}: cannot read {path}: {exc.strerror}") from exc
+
+
 class PostgresStore:
     def __init__(
         self,
@@ -118,6 +133,7 @@ class PostgresStore:
                 "row_factory": dict_row,
                 "connect_timeout": max(1, int(connect_timeout)),
                 "application_name": "autodock",
+                **_password_from_file(url),
             },
             check=ConnectionPool.check_connection,
             timeout=self._timeout,
