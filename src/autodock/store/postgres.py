@@ -432,8 +432,8 @@ class PostgresStore:
             cur.execute(
                 "SELECT id, kind, action FROM deploys WHERE status = 'running'"
                 + expired
-                + " ORDER BY id FOR UPDATE",
-                args,
+                + " AND target_key = ANY(%s) ORDER BY id FOR UPDATE",
+                (*args, keys),
             )
             rows = cur.fetchall()
             for row in rows:
