@@ -96,7 +96,7 @@ def start_cluster() -> PostgresCluster:
     bin_dir = _bin_dir()
     run_as = "postgres" if os.geteuid() == 0 else None
     # Not under pytest's tmp dirs: those are private to root, and the server runs as postgres.
-    root = Path(tempfile.mkdtemp(prefix="autodock-pg-"))
+    root = Path(tempfile.mkdtemp(prefix="autodock-pg-", dir="/tmp" if run_as else None))
     if run_as:
         user = pwd.getpwnam(run_as)
         os.chown(root, user.pw_uid, user.pw_gid)
