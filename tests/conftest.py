@@ -19,10 +19,25 @@ from tests.support.lab import (
     free_port,
     start_registry,
 )
+from tests.support.postgres import PgCluster, start_cluster
 
 ARTIFACTS = Path(
     os.environ.get("AUTODOCK_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts")
 )
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """One throwaway PostgreSQL 15 cluster for the session (initdb + pg_ctl)."""
+    cluster = start_cluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(pg_cluster: PgCluster) -> str:
+    """A fresh empty database per test."""
+    return pg_cluster.url(pg_cluster.create_database("store"))
 
 
 @pytest.fixture(scope="session")

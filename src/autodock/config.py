@@ -315,6 +315,7 @@ class Config(_Model):
     deploy_timeout: float = Field(300.0, gt=0)
     command_timeout: float = Field(600.0, gt=0)
     max_attempts: int = Field(5, ge=1)
+    lease_seconds: float = Field(30.0, gt=0, description="a deploy's lease; renewed every 1/3")
     retry_backoff: float = Field(2.0, gt=0, description="first retry delay, doubled each try")
     dedup_window: float = Field(300.0, ge=0)
     max_body_bytes: int = Field(1024 * 1024, gt=0)

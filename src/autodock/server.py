@@ -68,6 +68,7 @@ def build_context(config: Config) -> AppContext:
         executors,  # type: ignore[arg-type]
         concurrency=config.workers,
         max_attempts=config.max_attempts,
+        lease_seconds=config.lease_seconds,
         retry_backoff=config.retry_backoff,
         exclusive_store=not config.db_target.startswith(("postgres://", "postgresql://")),
     )

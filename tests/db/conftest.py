@@ -9,14 +9,7 @@ from dataclasses import dataclass
 import psycopg
 import pytest
 
-from tests.support.postgres import PgCluster, start_cluster
-
-
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[PgCluster]:
-    cluster = start_cluster()
-    yield cluster
-    cluster.stop()
+from tests.support.postgres import PgCluster
 
 
 @dataclass

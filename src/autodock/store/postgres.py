@@ -1,0 +1,554 @@
+"""The shared store: PostgreSQL, for several autodock replicas working one queue.
+
+Same schema (see ``migrations/postgres``), methods and semantics as
+:class:`~autodock.store.sqlite.SQLiteStore`. What SQLite gets from its single writer,
+this store gets from PostgreSQL locks:
+
+* ``record_event`` takes transaction-scoped advisory locks on the push (for dedup) and on
+  every target it queues to (for coalescing), in one global order, before it allocates
+  ids; so per target, event and deploy ids grow in commit order and an older queued
+  deploy is always superseded atomically.
+* ``claim`` picks the oldest due queued deploy whose target has nothing running and no
+  older due queued deploy, with ``FOR UPDATE SKIP LOCKED``; the partial unique index
+  ``deploys_one_running`` makes a second running deploy of a target impossible (a
+  conflicting claim rolls back and tries again).
+* ``retry_later`` and ``recover`` lock the target too, so a deploy going back to the
+  queue and a newer push for its target never both stay queued out of order.
+
+Leases expire as in SQLite: any replica's ``recover(now)`` releases them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from ..exceptions import ConfigError, StoreError, StoreUnavailable
+from ..models import DeployRecord, DeployResult, DeployStatus, EventStatus, PlannedDeploy, PushEvent
+from .base import DeployFilter, RecordedEvent
+from .migrations import migration_scripts, split_statements
+
+__all__ = ["PASSWORD_FILE_ENV", "PostgresStore"]
+
+log = logging.getLogger("autodock.store.postgres")
+
+T = TypeVar("T")
+Cursor = psycopg.Cursor[dict[str, Any]]
+
+MAX_OUTPUT = 64 * 1024
+PASSWORD_FILE_ENV = "AUTODOCK_DB_PASSWORD_FILE"  # noqa: S105 - a variable name
+MIGRATION_LOCK = 0x6175746F646F636B  # "autodock"
+RETRIES = 8
+_RETRYABLE = (errors.UniqueViolation, errors.DeadlockDetected, errors.SerializationFailure)
+_DEPLOY_COLUMNS = """
+    d.id, d.event_id, d.rule, d.kind, d.target, d.target_key, d.action, d.status,
+    d.attempts, d.created_at, d.old_image, d.new_image, d.started_at, d.finished_at,
+    d.output, d.error, d.superseded_by, d.progress,
+    e.repo, e.tag, e.digest, e.registry, e.pusher, e.source, e.callback_url
+"""
+
+
+def _bounded(text: str | None) -> str | None:
+    if text is None or len(text) <= MAX_OUTPUT:
+        return text
+    return "…(truncated)…\n" + text[-MAX_OUTPUT:]
+
+
+def _lock_id(name: str) -> int:
+    """A stable signed 64-bit advisory lock id for ``name``."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _lock(cur: Cursor, names: Iterable[str]) -> None:
+    """Take the advisory locks of ``names`` until commit, always in ascending id order
+    (every caller uses that order, so two transactions never wait on each other in a
+    cycle)."""
+    for lock_id in sorted({_lock_id(n) for n in names}):
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_id,))
+
+
+def _push_lock(event: PushEvent) -> str:
+    return f"push:{event.registry or ''}/{event.repo}:{event.tag}"
+
+
+def _target_lock(target_key: str) -> str:
+    return f"target:{target_key}"
+
+
+def _redact(url: str) -> str:
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "postgresql://…"
+    host = info.get("host", "localhost")
+    port = info.get("port", "5432")
+    return f"postgresql://{host}:{port}/{info.get('dbname', '')}"
+
+
+def _password_from_file(url: str) -> dict[str, str]:
+    """The password from ``$AUTODOCK_DB_PASSWORD_FILE`` (a Docker secret) when the URL
+    carries none; libpq's own ``PGPASSWORD``/``PGPASSFILE`` work as well."""
+    path = os.environ.get(PASSWORD_FILE_ENV)
+    if not path or psycopg.conninfo.conninfo_to_dict(url).get("password"):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return {"password": handle.read().rstrip("\r\n")}
+    except OSError as exc:
+        raise ConfigError(f"{PASSWORD_FILE_ENV}: cannot read {path}: {exc.strerror}") from exc
+
+
+class PostgresStore:
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        connect_timeout: float = 10.0,
+        checkout_timeout: float = 5.0,
+    ):
+        """``connect_timeout`` bounds opening the store; ``checkout_timeout`` how long one
+        operation waits for a working connection before it reports StoreUnavailable."""
+        self.url = url
+        self.name = _redact(url)
+        self._timeout = min(checkout_timeout, connect_timeout)
+        self._pool = ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={
+                "autocommit": True,
+                "row_factory": dict_row,
+                "connect_timeout": max(1, int(connect_timeout)),
+                "application_name": "autodock",
+                **_password_from_file(url),
+            },
+            check=ConnectionPool.check_connection,
+            timeout=self._timeout,
+            open=False,
+            name="autodock",
+        )
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout)
+            self._migrate()
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            self._pool.close()
+            raise StoreUnavailable(f"cannot open store {self.name}: {exc}") from exc
+        except BaseException:
+            self._pool.close()
+            raise
+
+    # ------------------------------------------------------------ plumbing
+
+    def _migrate(self) -> None:
+        """Apply missing migrations in one transaction under an advisory lock, so
+        replicas starting together migrate once and never see a half-made schema."""
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                " name TEXT NOT NULL)"
+            )
+            cur.execute("SELECT version FROM schema_migrations")
+            done = {r["version"] for r in cur.fetchall()}
+            for version, name, sql in migration_scripts("postgres"):
+                if version in done:
+                    continue
+                log.info("applying migration %s to %s", name, self.name)
+                for statement in split_statements(sql):
+                    cur.execute(statement)  # type: ignore[arg-type]
+                cur.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                    (version, name),
+                )
+
+    def _run(self, what: str, body: Callable[[Cursor], T]) -> T:
+        """Run ``body`` in one transaction; retry it on lock conflicts (the unique running
+        index, deadlocks), report an unreachable database as ``StoreUnavailable``."""
+        for attempt in range(RETRIES):
+            try:
+                with (
+                    self._pool.connection(timeout=self._timeout) as conn,
+                    conn.transaction(),
+                    conn.cursor() as cur,
+                ):
+                    return body(cur)
+            except _RETRYABLE as exc:
+                if attempt == RETRIES - 1:
+                    raise StoreError(f"store could not {what}: {exc}") from exc
+                time.sleep(0.005 * (attempt + 1))
+            except (PoolTimeout, psycopg.OperationalError) as exc:
+                raise StoreUnavailable(f"store cannot {what}: {exc}") from exc
+            except psycopg.Error as exc:
+                raise StoreError(f"store could not {what}: {exc}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # ------------------------------------------------------------ intake
+
+    def record_event(
+        self,
+        event: PushEvent,
+        planned: list[PlannedDeploy],
+        *,
+        payload: str | None,
+        now: float,
+        dedup_window: float,
+    ) -> RecordedEvent:
+        def body(cur: Cursor) -> RecordedEvent:
+            _lock(cur, [_push_lock(event), *(_target_lock(p.target_key) for p in planned)])
+            duplicate = self._find_duplicate(cur, event, now, dedup_window)
+            if duplicate is not None:
+                return RecordedEvent(
+                    duplicate["id"],
+                    str(EventStatus.DUPLICATE),
+                    json.loads(duplicate["matched_rules"]),
+                )
+            rules = sorted({p.rule for p in planned})
+            status = EventStatus.ACCEPTED if planned else EventStatus.IGNORED
+            cur.execute(
+                "INSERT INTO events (source, delivery_id, registry, repo, tag, digest, pusher,"
+                " pushed_at, callback_url, received_at, status, matched_rules, payload)"
+                " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING id",
+                (
+                    event.source,
+                    event.delivery_id,
+                    event.registry,
+                    event.repo,
+                    event.tag,
+                    event.digest,
+                    event.pusher,
+                    event.pushed_at,
+                    event.callback_url,
+                    now,
+                    str(status),
+                    json.dumps(rules),
+                    payload,
+                ),
+            )
+            event_id = int(_one(cur)["id"])
+            deploy_ids = [self._enqueue(cur, event_id, p, now) for p in planned]
+            return RecordedEvent(event_id, str(status), rules, deploy_ids)
+
+        return self._run("record events", body)
+
+    @staticmethod
+    def _find_duplicate(
+        cur: Cursor, event: PushEvent, now: float, window: float
+    ) -> dict[str, Any] | None:
+        if event.delivery_id:
+            cur.execute(
+                "SELECT id, matched_rules FROM events WHERE delivery_id = %s",
+                (event.delivery_id,),
+            )
+            row = cur.fetchone()
+            if row is not None:
+                return row
+        if window <= 0 or not (event.digest or event.pushed_at):
+            return None
+        same: list[str] = []
+        args: list[Any] = [event.repo, event.tag, event.registry or "", now - window]
+        if event.digest is not None:
+            same.append("digest = %s")
+            args.append(event.digest)
+        if event.pushed_at is not None:
+            same.append("pushed_at = %s")
+            args.append(event.pushed_at)
+        cur.execute(
+            "SELECT id, matched_rules FROM events WHERE repo = %s AND tag = %s"
+            " AND coalesce(registry, '') = %s AND received_at >= %s AND status != 'duplicate'"
+            f" AND ({' OR '.join(same)}) ORDER BY id DESC LIMIT 1",
+            args,
+        )
+        return cur.fetchone()
+
+    @staticmethod
+    def _enqueue(cur: Cursor, event_id: int, p: PlannedDeploy, now: float) -> int:
+        cur.execute(
+            "INSERT INTO deploys (event_id, rule, kind, target, target_key, action, status,"
+            " created_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s) RETURNING id",
+            (
+                event_id,
+                p.rule,
+                p.kind,
+                p.target,
+                p.target_key,
+                json.dumps(p.action),
+                str(DeployStatus.QUEUED),
+                now,
+            ),
+        )
+        new_id = int(_one(cur)["id"])
+        cur.execute(
+            "UPDATE deploys SET status = %s, superseded_by = %s, finished_at = %s"
+            " WHERE target_key = %s AND status = %s AND id < %s",
+            (
+                str(DeployStatus.SUPERSEDED),
+                new_id,
+                now,
+                p.target_key,
+                str(DeployStatus.QUEUED),
+                new_id,
+            ),
+        )
+        return new_id
+
+    # ------------------------------------------------------------ queue
+
+    def claim(self, owner: str, lease_seconds: float, now: float) -> DeployRecord | None:
+        def body(cur: Cursor) -> DeployRecord | None:
+            # The oldest due deploy whose target is idle and has no older due deploy
+            # waiting; rows another replica is claiming right now are skipped.
+            cur.execute(
+                "SELECT d.id FROM deploys d WHERE d.status = 'queued' AND d.not_before <= %s"
+                " AND NOT EXISTS (SELECT 1 FROM deploys r WHERE r.target_key = d.target_key"
+                "   AND r.status = 'running')"
+                " AND NOT EXISTS (SELECT 1 FROM deploys o WHERE o.target_key = d.target_key"
+                "   AND o.status = 'queued' AND o.not_before <= %s AND o.id < d.id)"
+                " ORDER BY d.id LIMIT 1 FOR UPDATE OF d SKIP LOCKED",
+                (now, now),
+            )
+            row = cur.fetchone()
+            if row is None:
+                return None
+            # The try counter goes up before the work starts, so a crash still counts.
+            # A concurrent claim of the same target fails on deploys_one_running.
+            cur.execute(
+                "UPDATE deploys SET status = 'running', attempts = attempts + 1,"
+                " lease_owner = %s, lease_until = %s, started_at = coalesce(started_at, %s),"
+                " error = NULL WHERE id = %s",
+                (owner, now + lease_seconds, now, row["id"]),
+            )
+            return self._get(cur, row["id"])
+
+        return self._run("claim work", body)
+
+    def heartbeat(self, deploy_id: int, owner: str, lease_until: float) -> bool:
+        def body(cur: Cursor) -> bool:
+            cur.execute(
+                "UPDATE deploys SET lease_until = %s WHERE id = %s AND lease_owner = %s"
+                " AND status = 'running'",
+                (lease_until, deploy_id, owner),
+            )
+            return cur.rowcount == 1
+
+        return self._run("renew a lease", body)
+
+    def set_progress(self, deploy_id: int, progress: str) -> None:
+        def body(cur: Cursor) -> None:
+            cur.execute("UPDATE deploys SET progress = %s WHERE id = %s", (progress, deploy_id))
+
+        self._run("record progress", body)
+
+    def finish(self, deploy_id: int, owner: str, result: DeployResult, now: float) -> None:
+        def body(cur: Cursor) -> None:
+            cur.execute(
+                "UPDATE deploys SET status = %s, old_image = coalesce(%s, old_image),"
+                " new_image = coalesce(%s, new_image), output = %s, error = %s,"
+                " finished_at = %s, lease_owner = NULL, lease_until = NULL"
+                " WHERE id = %s AND lease_owner = %s",
+                (
+                    str(result.status),
+                    result.old_image,
+                    result.new_image,
+                    _bounded(result.output),
+                    _bounded(result.error),
+                    now,
+                    deploy_id,
+                    owner,
+                ),
+            )
+
+        self._run("finish a deploy", body)
+
+    def retry_later(self, deploy_id: int, owner: str, not_before: float, error: str) -> None:
+        def body(cur: Cursor) -> None:
+            cur.execute("SELECT target_key FROM deploys WHERE id = %s", (deploy_id,))
+            row = cur.fetchone()
+            if row is None:
+                return
+            _lock(cur, [_target_lock(row["target_key"])])
+            # A newer push for the target may be queued already; then this one is superseded.
+            cur.execute(
+                "SELECT n.id FROM deploys n JOIN deploys d ON n.target_key = d.target_key"
+                " WHERE d.id = %s AND n.id > d.id AND n.status = 'queued' ORDER BY n.id DESC",
+                (deploy_id,),
+            )
+            newer = cur.fetchone()
+            status = DeployStatus.SUPERSEDED if newer else DeployStatus.QUEUED
+            cur.execute(
+                "UPDATE deploys SET status = %s, not_before = %s, error = %s,"
+                " lease_owner = NULL, lease_until = NULL, superseded_by = %s,"
+                " finished_at = %s WHERE id = %s AND lease_owner = %s",
+                (
+                    str(status),
+                    not_before,
+                    error,
+                    newer["id"] if newer else None,
+                    time.time() if newer else None,
+                    deploy_id,
+                    owner,
+                ),
+            )
+
+        self._run("schedule a retry", body)
+
+    def recover(self, now: float, *, all_running: bool = False) -> list[int]:
+        """Release deploys whose owner stopped renewing its lease.
+
+        Service updates are idempotent (the digest check turns a repeat into
+        ``unchanged``), so they go back to the queue. A command may already have done
+        its work, so it is only re-run when its rule says ``idempotent: true``.
+        With several replicas, only ever call it without ``all_running``.
+        """
+        expired = "" if all_running else " AND lease_until < %s"
+        args: tuple[Any, ...] = () if all_running else (now,)
+
+        def body(cur: Cursor) -> list[int]:
+            cur.execute(
+                "SELECT DISTINCT target_key FROM deploys WHERE status = 'running'" + expired,
+                args,
+            )
+            keys = [r["target_key"] for r in cur.fetchall()]
+            if not keys:
+                return []
+            _lock(cur, [_target_lock(k) for k in keys])
+            # Re-read under the locks: another replica may have recovered some already,
+            # or their owners renewed the lease meanwhile.
+            cur.execute(
+                "SELECT id, kind, action FROM deploys WHERE status = 'running'"
+                + expired
+                + " AND target_key = ANY(%s) ORDER BY id FOR UPDATE",
+                (*args, keys),
+            )
+            rows = cur.fetchall()
+            for row in rows:
+                rerun = row["kind"] == "service" or json.loads(row["action"]).get("idempotent")
+                if rerun:
+                    cur.execute(
+                        "UPDATE deploys SET status = 'queued', lease_owner = NULL,"
+                        " lease_until = NULL, error = %s WHERE id = %s",
+                        ("interrupted: autodock stopped during this deploy; retrying", row["id"]),
+                    )
+                else:
+                    cur.execute(
+                        "UPDATE deploys SET status = 'failed', lease_owner = NULL,"
+                        " lease_until = NULL, finished_at = %s, error = %s WHERE id = %s",
+                        (
+                            now,
+                            "interrupted: autodock stopped while the command ran; not run "
+                            "again because commands may not be idempotent (set idempotent: true "
+                            "on the action to allow it)",
+                            row["id"],
+                        ),
+                    )
+            return [r["id"] for r in rows]
+
+        return self._run("recover leases", body)
+
+    def next_due(self) -> float | None:
+        def body(cur: Cursor) -> float | None:
+            cur.execute("SELECT min(not_before) AS due FROM deploys WHERE status = 'queued'")
+            return _one(cur)["due"]
+
+        return self._run("read the queue", body)
+
+    # ------------------------------------------------------------ reading
+
+    @staticmethod
+    def _get(cur: Cursor, deploy_id: int) -> DeployRecord | None:
+        cur.execute(
+            f"SELECT {_DEPLOY_COLUMNS} FROM deploys d JOIN events e ON e.id = d.event_id"
+            " WHERE d.id = %s",
+            (deploy_id,),
+        )
+        row = cur.fetchone()
+        return _record(row) if row else None
+
+    def get_deploy(self, deploy_id: int) -> DeployRecord | None:
+        return self._run("read a deploy", lambda cur: self._get(cur, deploy_id))
+
+    def list_deploys(self, flt: DeployFilter) -> list[DeployRecord]:
+        where: list[str] = []
+        args: list[Any] = []
+        for column, value in (
+            ("d.target", flt.target),
+            ("d.status", flt.status),
+            ("e.repo", flt.repo),
+        ):
+            if value:
+                where.append(f"{column} = %s")
+                args.append(value)
+        if flt.since is not None:
+            where.append("d.created_at >= %s")
+            args.append(flt.since)
+        if flt.until is not None:
+            where.append("d.created_at < %s")
+            args.append(flt.until)
+        if flt.before_id is not None:
+            where.append("d.id < %s")
+            args.append(flt.before_id)
+        sql = f"SELECT {_DEPLOY_COLUMNS} FROM deploys d JOIN events e ON e.id = d.event_id"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY d.id DESC LIMIT %s"
+        args.append(flt.limit)
+
+        def body(cur: Cursor) -> list[DeployRecord]:
+            cur.execute(sql, args)  # type: ignore[arg-type]
+            return [_record(r) for r in cur.fetchall()]
+
+        return self._run("list deploys", body)
+
+    def list_events(self, limit: int = 50) -> list[dict[str, Any]]:
+        def body(cur: Cursor) -> list[dict[str, Any]]:
+            cur.execute(
+                "SELECT id, source, registry, repo, tag, digest, pusher, received_at, status,"
+                " matched_rules FROM events ORDER BY id DESC LIMIT %s",
+                (limit,),
+            )
+            return cur.fetchall()
+
+        out = []
+        for item in self._run("list events", body):
+            item["matched_rules"] = json.loads(item["matched_rules"])
+            out.append(item)
+        return out
+
+    def counts(self) -> dict[str, int]:
+        def body(cur: Cursor) -> dict[str, int]:
+            cur.execute("SELECT status, count(*) AS n FROM deploys GROUP BY status")
+            out = {f"deploys_{r['status']}": int(r["n"]) for r in cur.fetchall()}
+            cur.execute("SELECT count(*) AS n FROM events")
+            out["events"] = int(_one(cur)["n"])
+            return out
+
+        return self._run("count deploys", body)
+
+
+def _one(cur: Cursor) -> dict[str, Any]:
+    row = cur.fetchone()
+    if row is None:  # pragma: no cover - RETURNING and aggregates always yield a row
+        raise StoreError("the database returned no row")
+    return row
+
+
+def _record(row: dict[str, Any]) -> DeployRecord:
+    data = dict(row)
+    data["action"] = json.loads(data["action"])
+    data["status"] = DeployStatus(data["status"])
+    return DeployRecord(**data)
