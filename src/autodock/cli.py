@@ -35,6 +35,7 @@ LAZY_GROUPS = {
     "lab": ("autodock.lab.cli", "lab", "A local multi-node swarm + registry for trying things."),
     "proxy": ("autodock.proxy.cli", "proxy", "nginx proxy config rendered from service labels."),
     "db": ("autodock.db.cli", "db", "Clone PostgreSQL data from production to stage."),
+    "parity": ("autodock.db.cli", "parity", "Compare stage with production: services and DBs."),
     "notify": ("autodock.notify.cli", "notify", "Notification channels: send a test message."),
 }
 

@@ -9,7 +9,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -19,6 +19,7 @@ from .config import Config
 from .context import AppContext
 from .discovery import ServiceIndex
 from .exceptions import ConfigError, StoreUnavailable
+from .executors.clone import CloneExecutor, enqueue_clone
 from .executors.command import CommandExecutor
 from .executors.swarm import DockerConnection, SwarmExecutor
 from .intake import app as intake_app
@@ -62,6 +63,7 @@ def build_context(config: Config) -> AppContext:
     executors = {
         "service": SwarmExecutor(connection, default_timeout=config.deploy_timeout),
         "command": CommandExecutor(),
+        "clone": CloneExecutor(config.db_clone),
     }
     worker = Worker(
         store,
@@ -97,6 +99,8 @@ def create_app(ctx: AppContext, *, run_worker: bool = True) -> FastAPI:
             tasks.append(asyncio.create_task(ctx.worker.run()))
         if run_worker and ctx.outbox is not None:
             tasks.append(asyncio.create_task(ctx.outbox.run()))
+        if run_worker and ctx.config.db_clone:
+            tasks.append(asyncio.create_task(_run_clone_schedule(ctx)))
         try:
             yield
         finally:
@@ -122,6 +126,22 @@ def create_app(ctx: AppContext, *, run_worker: bool = True) -> FastAPI:
     app.include_router(api.router)
     app.include_router(notify_api.router)
     return app
+
+
+async def _run_clone_schedule(ctx: AppContext) -> None:
+    """Due clone jobs become queued deploys of kind ``clone`` (see executors/clone.py)."""
+    from .db.schedule import CloneScheduler
+
+    def enqueue(job: Any, guard: Any) -> dict[str, Any]:
+        result = enqueue_clone(ctx.store, job.name)
+        if ctx.worker is not None:
+            ctx.worker.wake()
+        return result
+
+    scheduler = CloneScheduler.from_config(ctx.config.db_clone, runner=enqueue)
+    if scheduler.jobs:
+        log.info("clone schedule: %s", ", ".join(j.name for j in scheduler.jobs))
+        await scheduler.run()
 
 
 def _lock_store(config: Config) -> IO[str] | None:
