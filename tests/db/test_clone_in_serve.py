@@ -35,4 +35,4 @@ def test_scheduled_clone_runs_as_a_recorded_deploy(autodock, dbs):
     assert deploy["rule"] == "db_clone:nightly" and "rows" in deploy["output"]
     assert dbs.sql(dbs.stage, "SELECT count(*) FROM orders") == [(30,)]
     emails = [r[0] for r in dbs.sql(dbs.stage, "SELECT email FROM users")]
-    assert emails and not any(e.endswith("@example.com") for e in emails), emails[:3]
+    assert emails and not any("real-mail.example" in e for e in emails), emails[:3]
