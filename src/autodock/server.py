@@ -28,7 +28,7 @@ from .models import DeployRecord, DeployStatus
 from .notify import api as notify_api
 from .notify.outbox import attach_outbox
 from .store import open_store
-from .web import api
+from .web import api, push_status
 from .worker import Worker
 
 __all__ = ["build_context", "create_app", "serve"]
@@ -125,6 +125,7 @@ def create_app(ctx: AppContext, *, run_worker: bool = True) -> FastAPI:
     app.include_router(intake_app.router)
     app.include_router(api.router)
     app.include_router(notify_api.router)
+    app.include_router(push_status.router)
     return app
 
 

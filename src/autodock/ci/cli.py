@@ -25,6 +25,7 @@ from .push import Credentials, find_credentials, login, push_image, registry_of
 from .settings import CONFIG_FILE, CiSettings, load_settings
 from .tags import check_template, describe, render, template_for
 from .templates import PROVIDER_FILES, render_ci_config, render_settings
+from .wait import wait_cmd
 
 __all__ = ["CiGroup", "Job", "ci"]
 
@@ -449,3 +450,6 @@ def init_cmd(provider: str, image: str | None, force: bool, directory: Path) -> 
 
 if __name__ == "__main__":  # pragma: no cover
     ci()
+
+
+ci.add_command(wait_cmd)
