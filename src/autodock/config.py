@@ -188,6 +188,11 @@ class Rule(_Model):
     services: list[str] = Field(default_factory=list, description="shorthand: service actions")
     command: list[str] | None = Field(None, description="shorthand: one command action")
     notify: list[str] | None = None
+    group: str | None = Field(
+        None,
+        description="the rule's services form one release: when one fails, the others "
+        "that this push updated roll back too",
+    )
 
     @field_validator("services")
     @classmethod

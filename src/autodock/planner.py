@@ -25,6 +25,7 @@ class LabelledService:
     name: str
     repo: str
     tag: str  # glob; defaults to the tag the service runs now
+    group: str | None = None  # autodock.group: services that roll back together
 
 
 def plan(
@@ -37,6 +38,8 @@ def plan(
             continue
         for index, action in enumerate(rule.all_actions()):
             deploy = _plan_action(rule.display_name, index, action, event, values, config)
+            if deploy is not None and rule.group and deploy.kind == "service":
+                deploy.action["group"] = rule.group
             if deploy is not None:
                 planned.setdefault(deploy.target_key, deploy)
     if config.discovery.labels:
@@ -50,7 +53,12 @@ def plan(
                     kind="service",
                     target=svc.name,
                     target_key=key,
-                    action={"service": svc.name, "image": None, "timeout": None},
+                    action={
+                        "service": svc.name,
+                        "image": None,
+                        "timeout": None,
+                        "group": svc.group,
+                    },
                 )
     return list(planned.values())
 

@@ -17,7 +17,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 from .exceptions import DeployError, TransientDeployError
-from .executors.base import Executor
+from .executors.base import Executor, ProgressCallback
+from .groups import failed_sibling, rollback_siblings
 from .models import DeployRecord, DeployResult, DeployStatus
 from .notify.records import NotificationBuilder
 from .reference import short_digest
@@ -134,33 +135,9 @@ class Worker:
             await asyncio.to_thread(self.store.set_progress, job.id, text)
 
         try:
-            executor = self.executors[job.kind]
-            try:
-                result = await executor.run(job, progress)
-            except TransientDeployError as exc:
-                if job.attempts < self.max_attempts:
-                    delay = min(self.max_backoff, self.retry_backoff * 2 ** (job.attempts - 1))
-                    delay *= random.uniform(0.8, 1.2)
-                    await asyncio.to_thread(
-                        self.store.retry_later, job.id, self.owner, time.time() + delay, str(exc)
-                    )
-                    log.warning(
-                        "%s: %s; retry %d/%d in %.1fs",
-                        job.target,
-                        exc,
-                        job.attempts + 1,
-                        self.max_attempts,
-                        delay,
-                    )
-                    return
-                result = DeployResult(
-                    DeployStatus.FAILED, error=f"{exc} (gave up after {job.attempts} attempts)"
-                )
-            except DeployError as exc:
-                result = DeployResult(DeployStatus.FAILED, error=str(exc))
-            except Exception as exc:  # a bug must not kill the worker or lose the deploy
-                log.exception("deploy %d crashed", job.id)
-                result = DeployResult(DeployStatus.FAILED, error=f"internal error: {exc!r}")
+            result = await self._outcome(job, progress)
+            if result is None:
+                return  # retried later
             extra = {"notifications": self.outbox} if self.outbox is not None else {}
             await asyncio.to_thread(
                 self.store.finish, job.id, self.owner, result, time.time(), **extra
@@ -168,11 +145,65 @@ class Worker:
             self._log_result(job, result, time.monotonic() - started)
             record = await asyncio.to_thread(self.store.get_deploy, job.id)
             if record is not None:
+                if record.action.get("group"):
+                    await self._release_group(record)
                 for listener in self.listeners:
                     await _safely(listener, record)
         finally:
             heartbeat.cancel()
             self.active.pop(job.id, None)
+            self.wake()
+
+    async def _outcome(self, job: DeployRecord, progress: ProgressCallback) -> DeployResult | None:
+        """Run the executor; None when the deploy was put back for a retry."""
+        if job.action.get("group"):
+            broken = await asyncio.to_thread(failed_sibling, self.store, job)
+            if broken is not None:
+                return DeployResult(
+                    DeployStatus.FAILED,
+                    error=f"not deployed: {broken.target} failed in the same release "
+                    f"(group {job.action['group']}, deploy {broken.id})",
+                )
+        try:
+            return await self.executors[job.kind].run(job, progress)
+        except TransientDeployError as exc:
+            if job.attempts < self.max_attempts:
+                delay = min(self.max_backoff, self.retry_backoff * 2 ** (job.attempts - 1))
+                delay *= random.uniform(0.8, 1.2)
+                await asyncio.to_thread(
+                    self.store.retry_later, job.id, self.owner, time.time() + delay, str(exc)
+                )
+                log.warning(
+                    "%s: %s; retry %d/%d in %.1fs",
+                    job.target,
+                    exc,
+                    job.attempts + 1,
+                    self.max_attempts,
+                    delay,
+                )
+                return None
+            return DeployResult(
+                DeployStatus.FAILED, error=f"{exc} (gave up after {job.attempts} attempts)"
+            )
+        except DeployError as exc:
+            return DeployResult(DeployStatus.FAILED, error=str(exc))
+        except Exception as exc:  # a bug must not kill the worker or lose the deploy
+            log.exception("deploy %d crashed", job.id)
+            return DeployResult(DeployStatus.FAILED, error=f"internal error: {exc!r}")
+
+    async def _release_group(self, record: DeployRecord) -> None:
+        try:
+            ids = await asyncio.to_thread(rollback_siblings, self.store, record, time.time())
+        except Exception:
+            log.exception("could not queue the rollback of group %s", record.action["group"])
+            return
+        if ids:
+            log.warning(
+                "group %s: %s → rolling back deploy(s) %s",
+                record.action["group"],
+                record.status,
+                ", ".join(map(str, ids)),
+            )
             self.wake()
 
     async def _heartbeat(self, deploy_id: int) -> None:

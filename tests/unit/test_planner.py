@@ -76,3 +76,9 @@ def test_invalid_rendered_service_name_is_skipped():
     cfg = parse_config_text("rules: [{repo: '*', services: ['${push_data.pusher}']}]")
     assert plan(push("a/b", "t", pusher=""), cfg) == []
     assert [p.target for p in plan(push("a/b", "t", pusher="bob"), cfg)] == ["bob"]
+
+
+def test_group_is_carried_to_service_deploys_only():
+    cfg = parse_config_text("rules: [{repo: 'a/*', group: rel, services: [x, y], command: [echo]}]")
+    planned = plan(push("a/b", "t"), cfg)
+    assert [p.action.get("group") for p in planned] == ["rel", "rel", None]

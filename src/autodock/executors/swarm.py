@@ -146,6 +146,8 @@ class SwarmExecutor:
             return DeployResult(DeployStatus.FAILED, error=f"service {name!r} not found in swarm")
         spec = service["Spec"]
         current: str | None = spec["TaskTemplate"]["ContainerSpec"].get("Image")
+        if deploy.action.get("pin"):
+            return await self._set_image(service, deploy, current, deploy.action["pin"], progress)
         image_name = choose_image_name(current, deploy)
         digest = deploy.digest or await asyncio.to_thread(
             self._resolve_digest, f"{image_name}:{deploy.tag}", deploy.registry
@@ -169,6 +171,26 @@ class SwarmExecutor:
             outcome = await self._smoke_test(
                 service["ID"], name, check, current, deploy, outcome, timeout, progress
             )
+        return outcome
+
+    async def _set_image(
+        self,
+        service: dict[str, Any],
+        deploy: DeployRecord,
+        current: str | None,
+        ref: str,
+        progress: ProgressCallback,
+    ) -> DeployResult:
+        """Put an exact image reference back (a group rollback): no policy, no check."""
+        if current == ref:
+            return DeployResult(DeployStatus.UNCHANGED, old_image=current, new_image=ref)
+        name = service["Spec"]["Name"]
+        await progress(f"restoring {name} to {ref}")
+        previous_status = (service.get("UpdateStatus") or {}).get("StartedAt")
+        await asyncio.to_thread(self._update, service, ref, deploy.registry)
+        timeout = float(deploy.action.get("timeout") or self.default_timeout)
+        outcome = await self._wait(service["ID"], name, ref, previous_status, timeout, progress)
+        outcome.old_image, outcome.new_image = current, ref
         return outcome
 
     @staticmethod
@@ -383,5 +405,9 @@ def list_labelled_services(conn: DockerConnection) -> list[LabelledService]:
                 tag = parse_image(image).tag or "latest"
             except InvalidReference:
                 continue
-        out.append(LabelledService(name=spec["Name"], repo=repo, tag=tag))
+        out.append(
+            LabelledService(
+                name=spec["Name"], repo=repo, tag=tag, group=labels.get("autodock.group")
+            )
+        )
     return out

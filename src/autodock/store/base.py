@@ -28,6 +28,25 @@ class DeployFilter:
     until: float | None = None
     limit: int = 50
     before_id: int | None = None
+    event_id: int | None = None
+
+    def where(self, placeholder: str) -> tuple[str, list[Any]]:
+        """The WHERE clause (or "") and its arguments, in the backend's placeholder style."""
+        clauses: list[str] = []
+        args: list[Any] = []
+        for column, op, value in (
+            ("d.target", "=", self.target),
+            ("d.status", "=", self.status),
+            ("e.repo", "=", self.repo),
+            ("d.event_id", "=", self.event_id),
+            ("d.created_at", ">=", self.since),
+            ("d.created_at", "<", self.until),
+            ("d.id", "<", self.before_id),
+        ):
+            if value is not None and value != "":
+                clauses.append(f"{column} {op} {placeholder}")
+                args.append(value)
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
 class Store(Protocol):

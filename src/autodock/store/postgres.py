@@ -483,28 +483,9 @@ class PostgresStore:
         return self._run("read a deploy", lambda cur: self._get(cur, deploy_id))
 
     def list_deploys(self, flt: DeployFilter) -> list[DeployRecord]:
-        where: list[str] = []
-        args: list[Any] = []
-        for column, value in (
-            ("d.target", flt.target),
-            ("d.status", flt.status),
-            ("e.repo", flt.repo),
-        ):
-            if value:
-                where.append(f"{column} = %s")
-                args.append(value)
-        if flt.since is not None:
-            where.append("d.created_at >= %s")
-            args.append(flt.since)
-        if flt.until is not None:
-            where.append("d.created_at < %s")
-            args.append(flt.until)
-        if flt.before_id is not None:
-            where.append("d.id < %s")
-            args.append(flt.before_id)
+        where, args = flt.where("%s")
         sql = f"SELECT {_DEPLOY_COLUMNS} FROM deploys d JOIN events e ON e.id = d.event_id"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        sql += where
         sql += " ORDER BY d.id DESC LIMIT %s"
         args.append(flt.limit)
 

@@ -373,27 +373,9 @@ class SQLiteStore(SQLiteOutboxMixin):
             return self._get(db, deploy_id)
 
     def list_deploys(self, flt: DeployFilter) -> list[DeployRecord]:
-        where, args = [], []
-        for column, value in (
-            ("d.target", flt.target),
-            ("d.status", flt.status),
-            ("e.repo", flt.repo),
-        ):
-            if value:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if flt.since is not None:
-            where.append("d.created_at >= ?")
-            args.append(flt.since)
-        if flt.until is not None:
-            where.append("d.created_at < ?")
-            args.append(flt.until)
-        if flt.before_id is not None:
-            where.append("d.id < ?")
-            args.append(flt.before_id)
+        where, args = flt.where("?")
         sql = f"SELECT {_DEPLOY_COLUMNS} FROM deploys d JOIN events e ON e.id = d.event_id"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        sql += where
         sql += " ORDER BY d.id DESC LIMIT ?"
         args.append(flt.limit)
         with self._tx() as db:
