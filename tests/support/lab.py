@@ -22,6 +22,7 @@ import httpx
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+PAYLOADS = ROOT / "tests" / "payloads"  # real samples, copied from shared/payloads
 BASE_IMAGE = "lab/busybox:1"
 TEST_AUTH = ("test", "s3cret-pass")
 
@@ -248,11 +249,7 @@ def dockerhub_payload(
     repo: str, tag: str, pusher: str = "ci-bot", callback: str | None = None
 ) -> dict[str, Any]:
     namespace, _, name = repo.rpartition("/")
-    body = (
-        json.loads((ROOT.parent / "shared/payloads/dockerhub-push.json").read_text())
-        if (ROOT.parent / "shared/payloads/dockerhub-push.json").exists()
-        else {"push_data": {}, "repository": {}}
-    )
+    body = json.loads((PAYLOADS / "dockerhub-push.json").read_text())
     body["push_data"].update({"tag": tag, "pusher": pusher, "pushed_at": int(time.time())})
     body["repository"].update(
         {"repo_name": repo, "name": name, "namespace": namespace, "owner": namespace}

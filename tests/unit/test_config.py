@@ -6,11 +6,11 @@ import pytest
 from autodock.config import CommandAction, ServiceAction, load_config, parse_config_text
 from autodock.exceptions import ConfigError
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "payloads"
+PAYLOADS = Path(__file__).resolve().parents[1] / "payloads"
 
 
 def test_legacy_config_loads_unchanged():
-    cfg = load_config(SHARED / "legacy-config.json")
+    cfg = load_config(PAYLOADS / "legacy-config.json")
     assert cfg.legacy
     assert [r.name for r in cfg.rules] == ["jincort/backend-auth", "jincort/frontend-wallets"]
     (action,) = cfg.rules[0].all_actions()

@@ -10,7 +10,7 @@ from autodock.config import parse_config_text
 from autodock.intake.auth import BasicAuthenticator
 from autodock.server import build_context, create_app
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "payloads"
+PAYLOADS = Path(__file__).resolve().parents[1] / "payloads"
 AUTH = ("hook", "pa:ss wörd")
 
 
@@ -33,7 +33,7 @@ rules:
 
 
 def hub():
-    return json.loads((SHARED / "dockerhub-push.json").read_text())
+    return json.loads((PAYLOADS / "dockerhub-push.json").read_text())
 
 
 def test_accepts_and_stores_before_replying(client):
@@ -82,7 +82,7 @@ def test_unmatched_push_is_ignored_but_acknowledged(client):
 
 
 def test_registry_envelope_and_redelivery(client):
-    env = json.loads((SHARED / "registry-v2-push.json").read_text())
+    env = json.loads((PAYLOADS / "registry-v2-push.json").read_text())
     env["events"][0]["target"]["repository"] = "jincort/backend-auth"
     first = client.post("/hooks/registry", json=env, auth=AUTH).json()
     again = client.post("/hooks/registry", json=env, auth=AUTH).json()

@@ -7,16 +7,16 @@ import pytest
 from autodock.exceptions import PayloadError
 from autodock.intake.parsers import PARSERS, parse_json
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "payloads"
+PAYLOADS = Path(__file__).resolve().parents[1] / "payloads"
 DIGEST = "sha256:" + "b" * 64
 
 
 def hub_payload():
-    return json.loads((SHARED / "dockerhub-push.json").read_text())
+    return json.loads((PAYLOADS / "dockerhub-push.json").read_text())
 
 
 def registry_envelope():
-    return json.loads((SHARED / "registry-v2-push.json").read_text())
+    return json.loads((PAYLOADS / "registry-v2-push.json").read_text())
 
 
 def test_dockerhub_sample():
