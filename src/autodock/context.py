@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from .config import Config
 from .discovery import ServiceIndex
 from .intake.auth import BasicAuthenticator
+from .intake.guard import WebhookGuard
 from .metrics import Metrics
 from .store import Store
 
@@ -25,3 +26,4 @@ class AppContext:
     metrics: Metrics = field(default_factory=Metrics)
     webhook_auth: BasicAuthenticator | None = None
     worker: Worker | None = None
+    guard: WebhookGuard | None = None

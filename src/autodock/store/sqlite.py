@@ -306,6 +306,16 @@ class SQLiteStore:
                     )
             return [r["id"] for r in rows]
 
+    def count_queued(self, source: str) -> int:
+        """Deploys waiting to run that pushes from ``source`` (dockerhub, registry…) queued."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT count(*) FROM deploys d JOIN events e ON e.id = d.event_id"
+                " WHERE d.status = 'queued' AND e.source = ?",
+                (source,),
+            ).fetchone()
+            return int(row[0])
+
     def next_due(self) -> float | None:
         with self._tx() as db:
             row = db.execute(
