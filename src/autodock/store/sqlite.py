@@ -420,9 +420,10 @@ class _Transaction:
                 try:
                     self._db.execute("COMMIT")
                 except sqlite3.Error as err:
-                    self._db.execute("ROLLBACK")
+                    if self._db.in_transaction:  # SQLITE_FULL/IOERR roll back by themselves
+                        self._db.execute("ROLLBACK")
                     raise StoreUnavailable(f"store could not commit: {err}") from err
-            else:
+            elif self._db.in_transaction:
                 try:
                     self._db.execute("ROLLBACK")
                 except sqlite3.Error as err:  # the original error matters more
