@@ -23,7 +23,7 @@ from .executors.command import PRIVATE_ENV_NAMES, CommandExecutor
 from .executors.swarm import DockerConnection, SwarmExecutor
 from .intake import app as intake_app
 from .intake.auth import BasicAuthenticator
-from .intake.guard import WebhookGuard, secret_env_names
+from .intake.guard import ApiGate, WebhookGuard, secret_env_names
 from .intake.parsers import PARSERS
 from .models import DeployRecord, DeployStatus
 from .store import open_store
@@ -110,6 +110,7 @@ def create_app(ctx: AppContext, *, run_worker: bool = True) -> FastAPI:
         redoc_url=None,
     )
     app.state.ctx = ctx
+    app.add_middleware(ApiGate)  # /api and /metrics: webhooks.endpoints.api, when configured
     app.include_router(intake_app.router)
     app.include_router(api.router)
     return app

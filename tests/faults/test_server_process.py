@@ -162,3 +162,13 @@ def test_secrets_stay_out_of_logs_api_and_command_env(autodock, tmp_path, unique
         b64 = base64.b64encode(f"hook:{secret}".encode()).decode()
         for where, text in [("log", logs), ("env", child_env), *(("api", a) for a in answers)]:
             assert secret not in text and b64 not in text, f"{secret!r} leaked into the {where}"
+
+
+def test_idle_keep_alive_connections_are_closed(autodock):
+    server = autodock({"discovery": {"labels": False}})
+    with socket.create_connection(("127.0.0.1", server.port), timeout=15) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        assert s.recv(4096) == b""  # closed by the server (timeout_keep_alive 5s)
+        assert 3 < time.monotonic() - started < 10

@@ -274,3 +274,23 @@ def test_secrets_never_logged(harness, caplog, monkeypatch):
     for secret in ("SECRET-1", "SECRET-2", "cHctU0VDUkVU"):  # cHctU0VDUkVU: base64 of pw-SECRET
         assert secret not in logged
         assert all(secret not in page for page in pages)
+
+
+def test_read_api_is_protected_when_configured(harness):
+    h = harness(
+        auth={"username": "hook", "password": "pw"},
+        webhooks={"endpoints": {"api": {"bearer": [{"value": "read-tok"}]}}},
+    )
+    c = h.client()
+    read = {"Authorization": "Bearer read-tok"}
+    for path in ("/api/v1/deploys", "/api/v1/events", "/metrics", "/api/openapi.json"):
+        assert c.get(path).status_code == 401, path
+        assert c.get(path, headers=read).status_code == 200, path
+    assert c.get("/healthz").status_code == 200
+    # The webhook credentials do not open the API, nor the API token the webhooks.
+    assert c.get("/api/v1/deploys", headers=basic("hook", "pw")).status_code == 401
+    assert c.post("/hooks/generic", content=BODY, headers=read).status_code == 401
+    # Without an 'api' entry the read API stays as it was (open, read-only).
+    assert harness(auth="none").client().get("/api/v1/deploys").status_code == 200
+    with pytest.raises(ConfigError, match="hmac needs a body"):
+        harness(auth="none", webhooks={"endpoints": {"api": {"hmac": {"secret": {"value": "k"}}}}})

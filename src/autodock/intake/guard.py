@@ -30,6 +30,7 @@ from ..exceptions import ConfigError
 from .policy import EndpointAuth
 
 __all__ = [
+    "ApiGate",
     "Denied",
     "FailureLimiter",
     "HtpasswdFile",
@@ -310,11 +311,16 @@ class WebhookGuard:
                 self.policies[name] = Policy(name, open=True)
             else:
                 self.policies[name] = Policy.from_config(name, auth)
-        unknown = set(sec.endpoints) - set(endpoints) - {"*"}
+        self.api_policy: Policy | None = None
+        if "api" in sec.endpoints:
+            if sec.endpoints["api"].hmac is not None:
+                raise ConfigError("webhooks.endpoints.api: hmac needs a body; use basic or bearer")
+            self.api_policy = Policy.from_config("api", sec.endpoints["api"])
+        unknown = set(sec.endpoints) - set(endpoints) - {"*", "api"}
         if unknown:
             raise ConfigError(
                 f"webhooks.endpoints: unknown endpoint(s) {', '.join(sorted(unknown))}; "
-                f"known: {', '.join(endpoints)}, *"
+                f"known: {', '.join(endpoints)}, api, *"
             )
         if missing:
             raise ConfigError(
@@ -339,9 +345,8 @@ class WebhookGuard:
             401, "authentication required", "unauthorized", {"WWW-Authenticate": policy.challenge}
         )
 
-    async def check_request(self, request: Request, endpoint: str, store: Any) -> Denied | None:
-        """Before the body: address, rate limit, allowlist, header credentials, queue bound."""
-        policy = self.policies[endpoint]
+    async def _admit(self, request: Request, policy: Policy) -> Denied | None:
+        """Rate limit, allowlist and header credentials; sets ``request.state``."""
         address = self.client(request)
         key = str(address) if address is not None else "unknown"
         request.state.client_key = key
@@ -355,11 +360,33 @@ class WebhookGuard:
             )
         if not policy.allows_address(address):
             return self._failed(key, policy, "address not in allow_cidrs", 403)
-        request.state.authenticated = policy.open or (
-            policy.header_credentials and policy.check_headers(request.headers.get("authorization"))
-        )
-        if not request.state.authenticated and policy.hmac_key is None:
+        authorization = request.headers.get("authorization")
+        if policy.open:
+            ok = True
+        elif not policy.header_credentials:
+            ok = False
+        elif policy.htpasswd is not None:  # bcrypt is slow on purpose: off the event loop
+            ok = await asyncio.to_thread(policy.check_headers, authorization)
+        else:
+            ok = policy.check_headers(authorization)
+        request.state.authenticated = ok
+        if not ok and policy.hmac_key is None:
             return self._failed(key, policy, "missing or wrong credentials")
+        return None
+
+    async def check_api(self, request: Request) -> Denied | None:
+        """The read API, when ``webhooks.endpoints.api`` is configured."""
+        if self.api_policy is None:
+            return None
+        return await self._admit(request, self.api_policy)
+
+    async def check_request(self, request: Request, endpoint: str, store: Any) -> Denied | None:
+        """Before the body: address, rate limit, allowlist, header credentials, queue bound."""
+        policy = self.policies[endpoint]
+        denied = await self._admit(request, policy)
+        if denied is not None:
+            return denied
+        key = request.state.client_key
         if not request.state.authenticated:  # only a body signature can still pass
             signature = request.headers.get(policy.hmac_header)
             if not signature or not signature.strip().startswith(policy.hmac_prefix):
@@ -383,3 +410,22 @@ class WebhookGuard:
         if policy.check_signature(request.headers.get(policy.hmac_header), body):
             return None
         return self._failed(request.state.client_key, policy, "bad signature")
+
+
+class ApiGate:
+    """ASGI middleware: ``/api/…`` and ``/metrics`` need the ``api`` policy when one is
+    configured (``/healthz`` stays open for orchestrators' health checks)."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.startswith("/api/") or path == "/metrics":
+            guard = getattr(scope["app"].state.ctx, "guard", None)
+            if guard is not None:
+                denied = await guard.check_api(Request(scope))
+                if denied is not None:
+                    await denied.response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
