@@ -294,3 +294,12 @@ def test_read_api_is_protected_when_configured(harness):
     assert harness(auth="none").client().get("/api/v1/deploys").status_code == 200
     with pytest.raises(ConfigError, match="hmac needs a body"):
         harness(auth="none", webhooks={"endpoints": {"api": {"hmac": {"secret": {"value": "k"}}}}})
+
+
+@pytest.mark.parametrize("value", ["Basic Â¡", "Basic ===", "Basic dXNlcg==", "Bearer", "Digest x"])
+def test_malformed_authorization_is_401_not_500(harness, value):
+    h = harness(auth={"username": "hook", "password": "pw"})
+    reply = h.client().post(
+        "/hooks/generic", content=BODY, headers={"Authorization": value.encode()}
+    )
+    assert reply.status_code == 401

@@ -299,6 +299,11 @@ def test_raw_bodies(app, path, body, content_type):
             lambda u, p: basic(u, p)["Authorization"], st.text(max_size=10), st.text(max_size=10)
         ),
         st.sampled_from(["Basic", "Basic ", "Basic !!!", "Bearer", "basic aG9vazpmdXp6LXBhc3M="]),
+        st.builds(
+            lambda scheme, rest: f"{scheme} {rest}",
+            st.sampled_from(["Basic", "Bearer", "basic"]),
+            st.text(max_size=30).filter(lambda s: s.isprintable()),
+        ),
     )
 )
 def test_authorization_headers(app, authorization):
