@@ -317,3 +317,24 @@ def test_authorization_headers(app, authorization):
     assert reply.status_code in (202, 401, 429), reply.text
     if authorization != "basic aG9vazpmdXp6LXBhc3M=" and reply.status_code == 202:
         raise AssertionError(f"accepted {authorization!r}")
+
+
+@FUZZ
+@given(
+    params=st.dictionaries(
+        st.sampled_from(["target", "status", "repo", "since", "until", "before_id", "limit"]),
+        st.one_of(
+            st.text(max_size=20),
+            st.integers().map(str),
+            st.floats().map(str),
+            st.sampled_from(["99999999999999999999", "-1", "nan", "1e999", "\x00"]),
+        ),
+    ),
+    deploy_id=st.one_of(st.integers(), st.from_regex(r"\A[a-z0-9.+-]{1,10}\Z")),
+)
+def test_read_api_parameters(app, params, deploy_id):
+    c = app.fuzz_client  # type: ignore[attr-defined]
+    assert c.get("/api/v1/deploys", params=params).status_code in (200, 422)
+    assert c.get("/api/v1/events", params=params).status_code in (200, 422)
+    one = c.get(f"/api/v1/deploys/{deploy_id}")
+    assert one.status_code in (200, 404, 422), (deploy_id, one.text)
