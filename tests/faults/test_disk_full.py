@@ -1,4 +1,5 @@
-"""The store's disk fills up: intake answers 503 (never a 2xx it cannot keep), recovers
+"""The store's disk fills up: intake answers 503 (never a 2xx it cannot keep), deploys that
+finish meanwhile keep their outcome (the worker waits for the store), intake recovers
 by itself when space returns, and every acknowledged event survives a kill -9."""
 
 from __future__ import annotations
@@ -6,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -27,10 +29,9 @@ def small_disk(tmp_path: Path):
 
 
 def fill(path: Path) -> None:
-    with path.open("wb") as f, contextlib.suppress(OSError):
+    with path.open("wb", buffering=0) as f, contextlib.suppress(OSError):
         while True:
             f.write(b"\0" * 65536)
-            f.flush()
 
 
 def test_full_disk_gets_503_and_loses_nothing_acknowledged(autodock, small_disk, unique):
@@ -38,7 +39,8 @@ def test_full_disk_gets_503_and_loses_nothing_acknowledged(autodock, small_disk,
         {
             "data_dir": str(small_disk / "data"),
             "discovery": {"labels": False},
-            "rules": [{"repo": f"disk/{unique}-*", "command": ["true"]}],
+            "workers": 2,
+            "rules": [{"repo": f"disk/{unique}-*", "command": ["sleep", "0.5"]}],
         }
     )
     pad = "x" * 60_000
@@ -61,8 +63,13 @@ def test_full_disk_gets_503_and_loses_nothing_acknowledged(autodock, small_disk,
     fill(small_disk / "filler")
     codes = [push(i) for i in range(5, 60)]
     assert 503 in codes, "the disk never filled up"
+    time.sleep(1.5)  # deploys that were running finish while the disk is still full
     (small_disk / "filler").unlink()
     assert push(100) == 202  # space is back: accepted again, no restart needed
+    # The worker lived through it: every acknowledged deploy finishes without a restart.
+    done = server.wait_final(len(acked), timeout=60)
+    assert {d["repo"] for d in done} == set(acked)
+    assert all(d["status"] == "succeeded" for d in done), done
 
     server.kill9()
     db = sqlite3.connect(small_disk / "data" / "autodock.db")
