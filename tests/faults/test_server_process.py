@@ -103,6 +103,7 @@ def test_slow_body_is_cut_off_with_408(autodock):
 
 def test_secrets_stay_out_of_logs_api_and_command_env(autodock, tmp_path, unique):
     token, password, key = f"tok-{unique}-T", f"pw-{unique}-P", f"hm-{unique}-K"
+    argv_secret = f"--api-key=argv-{unique}-A"
     env_file = tmp_path / "env.txt"
     server = autodock(
         {
@@ -118,7 +119,14 @@ def test_secrets_stay_out_of_logs_api_and_command_env(autodock, tmp_path, unique
             "rules": [
                 {
                     "repo": f"sec/{unique}",
-                    "command": ["sh", "-c", 'env > "$0"; echo "$1"', str(env_file), "${image}"],
+                    "command": [
+                        "sh",
+                        "-c",
+                        'env > "$0"; echo "$1"',
+                        str(env_file),
+                        "${image}",
+                        argv_secret,  # a literal in the config's argv: never shown by the API
+                    ],
                 }
             ],
         },
@@ -158,6 +166,7 @@ def test_secrets_stay_out_of_logs_api_and_command_env(autodock, tmp_path, unique
     assert "refused generic webhook" in logs and "refused registry webhook" in logs
     child_env = env_file.read_text()
     assert "HOOK_TOKEN" not in child_env and "HOOK_PASSWORD" not in child_env
+    assert all(argv_secret not in a for a in answers)
     for secret in (token, password, key, token[:-1], password[:-1]):
         b64 = base64.b64encode(f"hook:{secret}".encode()).decode()
         for where, text in [("log", logs), ("env", child_env), *(("api", a) for a in answers)]:
