@@ -108,3 +108,17 @@ def test_full_store_answers_503_and_keeps_nothing(harness):
     assert events == 21 - refused  # each 2xx is stored; nothing refused was kept
     store._db.execute("PRAGMA max_page_count = 1073741823")
     assert c.post("/hooks/generic", content=BODY).status_code == 202  # recovers by itself
+
+
+def test_unwritable_store_is_503_not_500(harness, monkeypatch):
+    from autodock.exceptions import StoreUnavailable
+
+    h = harness(auth="none")
+
+    def down(*args, **kwargs):
+        raise StoreUnavailable("store is not writable: attempt to write a readonly database")
+
+    monkeypatch.setattr(h.ctx.store, "count_queued", down)
+    monkeypatch.setattr(h.ctx.store, "record_event", down)
+    reply = h.client().post("/hooks/generic", content=BODY)
+    assert reply.status_code == 503 and reply.headers["retry-after"] == "5"

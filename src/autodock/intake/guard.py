@@ -25,7 +25,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from ..config import BasicAuth, Config
-from ..exceptions import ConfigError
+from ..exceptions import ConfigError, StoreError
 from .policy import EndpointAuth
 
 __all__ = [
@@ -390,8 +390,12 @@ class WebhookGuard:
             signature = request.headers.get(policy.hmac_header)
             if not signature or not signature.strip().startswith(policy.hmac_prefix):
                 return self._failed(key, policy, f"no {policy.hmac_header} signature")
-        count = getattr(store, "count_queued", None)
-        if count is not None and await asyncio.to_thread(count, endpoint) >= self.max_queued:
+        count = getattr(store, "count_queued", None)  # stores without it: no bound
+        try:
+            queued = await asyncio.to_thread(count, endpoint) if count is not None else 0
+        except StoreError:
+            queued = 0  # recording the event will answer 503 if the store is really down
+        if queued >= self.max_queued:
             return _deny(
                 429,
                 f"too much queued work from {endpoint} (max_queued_per_source "
