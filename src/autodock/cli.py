@@ -130,6 +130,16 @@ def main() -> None:
     help="Accept webhooks without credentials (only behind something that checks).",
 )
 @click.option("--docker-host", envvar="DOCKER_HOST", help="Docker engine URL [env DOCKER_HOST].")
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Serve HTTPS with this PEM certificate (chain) [needs --tls-key].",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The PEM private key of --tls-cert.",
+)
 @click.option("--log-format", type=click.Choice(["text", "json"]), help="Log line format.")
 @click.option(
     "--log-level",
@@ -148,6 +158,8 @@ def serve(
     http_auth_file: Path | None,
     insecure_no_auth: bool,
     docker_host: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
     log_format: str | None,
     log_level: str,
 ) -> None:
@@ -166,7 +178,12 @@ def serve(
         user, sep, password = http_auth_file.read_text().strip().partition(":")
         if not sep:
             raise ConfigError(f"{http_auth_file}: expected USER:PASSWORD on one line")
-        auth = {"username": user, "password": password}
+        from .intake.guard import is_bcrypt_hash
+
+        if is_bcrypt_hash((password.splitlines() or [""])[0]):  # an htpasswd -B file: user:$2y$…
+            auth = {"htpasswd": http_auth_file}
+        else:
+            auth = {"username": user, "password": password}
     elif http_auth_user or http_auth_pass:
         if not (http_auth_user and http_auth_pass):
             raise ConfigError("give both --http-auth-user and --http-auth-pass")
@@ -180,6 +197,8 @@ def serve(
         auth=auth,
         docker_host=docker_host,
         log_format=log_format,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
     setup_logging(config.log_format, log_level.upper())
     run_server(config)

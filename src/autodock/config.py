@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from .exceptions import ConfigError
+from .intake.policy import EndpointAuth, WebhookSecurity
 from .reference import is_valid_repo
 
 __all__ = [
@@ -59,7 +60,7 @@ PLACEHOLDER_NAMES = frozenset(
     }
 )
 PLACEHOLDER_RE = re.compile(r"\$\{([^}]*)\}")
-SERVICE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+SERVICE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z")
 
 
 class _Model(BaseModel):
@@ -326,7 +327,12 @@ class Config(_Model):
     max_body_bytes: int = Field(1024 * 1024, gt=0)
     docker_host: str | None = None
     log_format: Literal["text", "json"] = "text"
-    auth: BasicAuth | Literal["none"] | None = None
+    auth: BasicAuth | EndpointAuth | Literal["none"] | None = None
+    webhooks: WebhookSecurity = WebhookSecurity()
+    max_queued_per_source: int = Field(1000, ge=1, description="queued deploys per source")
+    body_timeout: float = Field(10.0, gt=0, description="seconds to receive a request body")
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     registries: dict[str, RegistryCredentials] = Field(default_factory=dict)
     discovery: Discovery = Discovery()
     rules: list[Rule] = Field(default_factory=list)
@@ -356,6 +362,12 @@ class Config(_Model):
         if not sep or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"listen must be HOST:PORT, got {v!r}")
         return v
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Config:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        return self
 
     @property
     def db_target(self) -> str:
@@ -457,6 +469,7 @@ def _strip_union_tags(loc: list[Any]) -> list[Any]:
         after_action = i >= 2 and loc[i - 2] == "actions" and isinstance(loc[i - 1], int)
         if (after_action and part in ("service", "command")) or part in (
             "BasicAuth",
+            "EndpointAuth",
             "literal['none']",
         ):
             continue

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from .config import Config
 from .discovery import ServiceIndex
 from .intake.auth import BasicAuthenticator
+from .intake.guard import WebhookGuard
 from .intake.recorder import EventRecorder
 from .metrics import Metrics
 from .store import Store
@@ -28,6 +29,7 @@ class AppContext:
     webhook_auth: BasicAuthenticator | None = None
     worker: Worker | None = None
     outbox: OutboxSender | None = None
+    guard: WebhookGuard | None = None
     recorder: EventRecorder = field(init=False)
 
     def __post_init__(self) -> None:

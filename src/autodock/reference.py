@@ -19,6 +19,7 @@ __all__ = [
     "ImageRef",
     "InvalidReference",
     "is_valid_digest",
+    "is_valid_domain",
     "is_valid_repo",
     "is_valid_tag",
     "parse_image",
@@ -37,10 +38,10 @@ _DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])
 _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}"
 
-_PATH_RE = re.compile(rf"^{_PATH}$")
-_DOMAIN_RE = re.compile(rf"^{_DOMAIN}$")
-_TAG_RE = re.compile(rf"^{_TAG}$", re.ASCII)
-_DIGEST_RE = re.compile(rf"^(?:{_DIGEST})$")
+_PATH_RE = re.compile(rf"^{_PATH}\Z")
+_DOMAIN_RE = re.compile(rf"^{_DOMAIN}\Z")
+_TAG_RE = re.compile(rf"^{_TAG}\Z", re.ASCII)
+_DIGEST_RE = re.compile(rf"^(?:{_DIGEST})\Z")
 MAX_NAME_LENGTH = 255
 
 
@@ -56,6 +57,15 @@ def is_valid_repo(repo: str) -> bool:
     if domain is not None and not _DOMAIN_RE.match(domain):
         return False
     return bool(_PATH_RE.match(path))
+
+
+def is_valid_domain(domain: str) -> bool:
+    """A registry host: ``host``, ``host:5000``, ``[::1]:5000`` (no leading '-', no '..')."""
+    return (
+        isinstance(domain, str)
+        and len(domain) <= MAX_NAME_LENGTH
+        and bool(_DOMAIN_RE.match(domain))
+    )
 
 
 def is_valid_tag(tag: str) -> bool:

@@ -15,15 +15,17 @@ import uvicorn
 from fastapi import FastAPI
 
 from . import __version__
-from .config import Config
+from .config import BasicAuth, Config
 from .context import AppContext
 from .discovery import ServiceIndex
 from .exceptions import ConfigError, StoreUnavailable
 from .executors.clone import CloneExecutor, enqueue_clone
-from .executors.command import CommandExecutor
+from .executors.command import PRIVATE_ENV_NAMES, CommandExecutor
 from .executors.swarm import DockerConnection, SwarmExecutor
 from .intake import app as intake_app
 from .intake.auth import BasicAuthenticator
+from .intake.guard import ApiGate, WebhookGuard, secret_env_names
+from .intake.parsers import PARSERS
 from .models import DeployRecord, DeployStatus
 from .notify import api as notify_api
 from .notify.outbox import attach_outbox
@@ -37,14 +39,9 @@ log = logging.getLogger("autodock.server")
 
 
 def _authenticator(config: Config) -> BasicAuthenticator | None:
-    if config.auth == "none":
+    """Kept for callers of ``ctx.webhook_auth``; intake/guard.py enforces every auth mode."""
+    if not isinstance(config.auth, BasicAuth):
         return None
-    if config.auth is None:
-        raise ConfigError(
-            "no webhook credentials configured: pass --http-auth-user/--http-auth-pass "
-            "(or AUTODOCK_HTTP_AUTH_USER/AUTODOCK_HTTP_AUTH_PASS, or --http-auth-file), set "
-            "'auth:' in the config, or pass --insecure-no-auth to accept anyone's webhooks"
-        )
     password = config.auth.resolve_password()
     if not password:
         raise ConfigError("auth: the password is empty (check password_env/password_file)")
@@ -52,6 +49,8 @@ def _authenticator(config: Config) -> BasicAuthenticator | None:
 
 
 def build_context(config: Config) -> AppContext:
+    guard = WebhookGuard(config, PARSERS)  # refuses a config that leaves an endpoint open
+    PRIVATE_ENV_NAMES.update(secret_env_names(config))  # commands never see them
     store = open_store(config.db_target)
     connection = DockerConnection(config.docker_host, config.registries)
     ctx = AppContext(
@@ -59,6 +58,7 @@ def build_context(config: Config) -> AppContext:
         store=store,
         index=ServiceIndex(connection, config.discovery.refresh_seconds),
         webhook_auth=_authenticator(config),
+        guard=guard,
     )
     executors = {
         "service": SwarmExecutor(connection, default_timeout=config.deploy_timeout),
@@ -122,6 +122,7 @@ def create_app(ctx: AppContext, *, run_worker: bool = True) -> FastAPI:
         redoc_url=None,
     )
     app.state.ctx = ctx
+    app.add_middleware(ApiGate)  # /api and /metrics: webhooks.endpoints.api, when configured
     app.include_router(intake_app.router)
     app.include_router(api.router)
     app.include_router(notify_api.router)
@@ -170,8 +171,9 @@ def serve(config: Config) -> None:
     app = create_app(ctx)
     host, port = config.host_port
     log.info(
-        "autodock %s listening on %s:%d, store %s, %d worker(s), %d rule(s)%s",
+        "autodock %s listening on %s://%s:%d, store %s, %d worker(s), %d rule(s)%s",
         __version__,
+        "https" if config.tls_cert else "http",
         host,
         port,
         config.db_target,
@@ -187,6 +189,9 @@ def serve(config: Config) -> None:
         access_log=False,
         timeout_keep_alive=5,
         limit_concurrency=1000,
+        proxy_headers=False,  # X-Forwarded-For is believed only from webhooks.trusted_proxies
+        ssl_certfile=str(config.tls_cert) if config.tls_cert else None,
+        ssl_keyfile=str(config.tls_key) if config.tls_key else None,
     )
     try:
         uvicorn.Server(uv).run()

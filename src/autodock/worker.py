@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -115,7 +116,11 @@ class Worker:
                     await asyncio.wait_for(self._wake.wait(), timeout=await self._idle_wait())
                 continue
             self._wake.set()  # others may find more work to claim
-            await self._execute(job)
+            try:
+                await self._execute(job)
+            except Exception:  # the loop must outlive any one deploy; the reaper frees it
+                log.exception("deploy %d could not be completed; its lease will expire", job.id)
+                await asyncio.sleep(1)
 
     async def _idle_wait(self) -> float:
         due = await asyncio.to_thread(self.store.next_due)
@@ -132,16 +137,18 @@ class Worker:
 
         async def progress(text: str) -> None:
             job.progress = text
-            await asyncio.to_thread(self.store.set_progress, job.id, text)
+            try:
+                await asyncio.to_thread(self.store.set_progress, job.id, text)
+            except Exception as exc:  # progress is informative; the deploy goes on
+                log.warning("deploy %d: progress not recorded: %s", job.id, exc)
 
         try:
             result = await self._outcome(job, progress)
             if result is None:
                 return  # retried later
             extra = {"notifications": self.outbox} if self.outbox is not None else {}
-            await asyncio.to_thread(
-                self.store.finish, job.id, self.owner, result, time.time(), **extra
-            )
+            finish = functools.partial(self.store.finish, **extra)
+            await self._store_write(job, finish, job.id, self.owner, result, time.time())
             self._log_result(job, result, time.monotonic() - started)
             record = await asyncio.to_thread(self.store.get_deploy, job.id)
             if record is not None:
@@ -170,8 +177,8 @@ class Worker:
             if job.attempts < self.max_attempts:
                 delay = min(self.max_backoff, self.retry_backoff * 2 ** (job.attempts - 1))
                 delay *= random.uniform(0.8, 1.2)
-                await asyncio.to_thread(
-                    self.store.retry_later, job.id, self.owner, time.time() + delay, str(exc)
+                await self._store_write(
+                    job, self.store.retry_later, job.id, self.owner, time.time() + delay, str(exc)
                 )
                 log.warning(
                     "%s: %s; retry %d/%d in %.1fs",
@@ -205,6 +212,21 @@ class Worker:
                 ", ".join(map(str, ids)),
             )
             self.wake()
+
+    async def _store_write(
+        self, job: DeployRecord, write: Callable[..., object], *args: object
+    ) -> None:
+        """Record an outcome, waiting out a store that cannot write (disk full): the lease
+        is still renewed meanwhile, so the outcome is not lost and the deploy not re-run."""
+        delay = 0.5
+        while True:
+            try:
+                await asyncio.to_thread(write, *args)
+                return
+            except Exception as exc:  # StoreError, or the driver's own (sqlite3 "disk full")
+                log.error("deploy %d: cannot record its outcome (%s); retrying", job.id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     async def _heartbeat(self, deploy_id: int) -> None:
         while True:

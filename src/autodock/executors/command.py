@@ -12,15 +12,21 @@ import threading
 from ..models import DeployRecord, DeployResult, DeployStatus
 from .base import ProgressCallback
 
-__all__ = ["CommandExecutor", "child_environment"]
+__all__ = ["PRIVATE_ENV_NAMES", "CommandExecutor", "child_environment"]
 
 OUTPUT_LIMIT = 64 * 1024
 # Secrets autodock itself reads from the environment are not passed on to commands.
 _PRIVATE_ENV_PREFIXES = ("AUTODOCK_HTTP_AUTH", "AUTODOCK_SECRET", "AUTODOCK_API_TOKEN")
+# Variables the config names as holding secrets (password_env, token env, hmac env).
+PRIVATE_ENV_NAMES: set[str] = set()
 
 
 def child_environment(deploy: DeployRecord) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV_PREFIXES)}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(_PRIVATE_ENV_PREFIXES) and k not in PRIVATE_ENV_NAMES
+    }
     env.update(
         AUTODOCK_REPO=deploy.repo,
         AUTODOCK_TAG=deploy.tag,

@@ -154,6 +154,15 @@ class SwarmExecutor:
         )
         new_ref = f"{image_name}:{deploy.tag}@{digest}"
         if current == new_ref:
+            if deploy.attempts > 1 and deploy.progress:
+                # An earlier attempt got as far as sending this update (progress is set just
+                # before), then lost the engine: the update is not sent again; the retry
+                # waits for it to converge as the first try would have, and reports that.
+                await progress(f"resuming {name}: waiting for the update to converge")
+                timeout = float(deploy.action.get("timeout") or self.default_timeout)
+                outcome = await self._wait(service["ID"], name, new_ref, None, timeout, progress)
+                outcome.new_image = new_ref
+                return outcome
             return DeployResult(DeployStatus.UNCHANGED, old_image=current, new_image=new_ref)
         labels = spec.get("Labels") or {}
         held = self._policy_hold(deploy, current, labels)

@@ -7,6 +7,7 @@ POST /hooks/{source}        dockerhub | generic | quay | harbor
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -16,6 +17,7 @@ from fastapi.responses import JSONResponse
 from ..context import AppContext
 from ..exceptions import PayloadError, StoreUnavailable
 from ..planner import plan
+from .guard import WebhookGuard
 from .parsers import PARSERS, parse_json
 
 __all__ = ["router", "read_limited_body"]
@@ -47,15 +49,26 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 async def _accept(request: Request, source: str) -> JSONResponse:
     ctx: AppContext = request.app.state.ctx
-    auth = ctx.webhook_auth
-    if auth is not None and not auth.check(request.headers.get("authorization")):
-        ctx.metrics.events.labels(source, "unauthorized").inc()
-        return _error(401, "authentication required", {"WWW-Authenticate": auth.challenge})
+    if ctx.guard is None:  # a context built without build_context
+        ctx.guard = WebhookGuard(ctx.config, PARSERS)
+    denied = await ctx.guard.check_request(request, source, ctx.store)
+    if denied is not None:
+        ctx.metrics.events.labels(source, denied.reason).inc()
+        return denied.response
     try:
-        body = await read_limited_body(request, ctx.config.max_body_bytes)
+        body = await asyncio.wait_for(
+            read_limited_body(request, ctx.config.max_body_bytes), ctx.config.body_timeout
+        )
     except BodyTooLarge:
         ctx.metrics.events.labels(source, "too_large").inc()
         return _error(413, f"body larger than {ctx.config.max_body_bytes} bytes")
+    except TimeoutError:
+        ctx.metrics.events.labels(source, "timeout").inc()
+        return _error(408, f"body not received within {ctx.config.body_timeout:g}s")
+    denied = ctx.guard.check_body(request, source, body)
+    if denied is not None:
+        ctx.metrics.events.labels(source, denied.reason).inc()
+        return denied.response
     try:
         events, skipped = PARSERS[source](parse_json(body))
     except PayloadError as exc:

@@ -14,6 +14,7 @@ from ..exceptions import PayloadError
 from ..models import PushEvent
 from ..reference import (
     InvalidReference,
+    is_valid_domain,
     is_valid_repo,
     parse_image,
     split_domain,
@@ -32,9 +33,9 @@ MANIFEST_MEDIA_TYPES = frozenset(
         "application/vnd.docker.distribution.manifest.v1+prettyjws",
     }
 )
-_PUSHER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,127}$")
-_DELIVERY_RE = re.compile(r"^[A-Za-z0-9_.:/@+=-]{1,200}$")
-_HOST_RE = re.compile(r"^[A-Za-z0-9.-]+(?::[0-9]{1,5})?$|^\[[0-9a-fA-F:]+\](?::[0-9]{1,5})?$")
+_PUSHER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,127}\Z")
+_DELIVERY_RE = re.compile(r"^[A-Za-z0-9_.:/@+=-]{1,200}\Z")
+_CALLBACK_RE = re.compile(r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?/[\x21-\x7e]{0,1000}\Z")
 
 ParseResult = tuple[list[PushEvent], int]  # (deployable pushes, events skipped as not pushes)
 
@@ -44,6 +45,8 @@ def parse_json(body: bytes) -> Any:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PayloadError(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise PayloadError("body is nested too deeply") from None
 
 
 def _obj(value: Any, what: str) -> dict[str, Any]:
@@ -104,7 +107,7 @@ def _timestamp(value: Any) -> float | None:
 
 
 def parse_registry_host(value: Any) -> str | None:
-    if isinstance(value, str) and _HOST_RE.match(value) and len(value) <= 255:
+    if isinstance(value, str) and is_valid_domain(value):
         return value
     return None
 
@@ -117,10 +120,8 @@ def parse_dockerhub(payload: Any) -> ParseResult:
     repo = _repo(_str(repository, "repo_name", "repository"))
     tag = _tag(_str(push_data, "tag", "push_data"))
     callback = body.get("callback_url")
-    if callback is not None and not (
-        isinstance(callback, str) and callback.startswith(("https://", "http://"))
-    ):
-        raise PayloadError("callback_url must be an http(s) URL")
+    if callback is not None and not (isinstance(callback, str) and _CALLBACK_RE.match(callback)):
+        raise PayloadError("callback_url must be an http(s) URL (printable ASCII, ≤ 1000)")
     event = PushEvent(
         source="dockerhub",
         repo=repo,
@@ -147,6 +148,7 @@ def parse_registry(payload: Any) -> ParseResult:
         target = _obj(item.get("target", {}), f"events[{i}].target")
         if (
             item.get("action") != "push"
+            or not isinstance(target.get("mediaType"), str)
             or target.get("mediaType") not in MANIFEST_MEDIA_TYPES
             or not target.get("tag")
         ):

@@ -351,6 +351,16 @@ class SQLiteStore(SQLiteOutboxMixin):
                     )
             return [r["id"] for r in rows]
 
+    def count_queued(self, source: str) -> int:
+        """Deploys waiting to run that pushes from ``source`` (dockerhub, registry…) queued."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT count(*) FROM deploys d JOIN events e ON e.id = d.event_id"
+                " WHERE d.status = 'queued' AND e.source = ?",
+                (source,),
+            ).fetchone()
+            return int(row[0])
+
     def next_due(self) -> float | None:
         with self._tx() as db:
             row = db.execute(
@@ -437,9 +447,10 @@ class _Transaction:
                 try:
                     self._db.execute("COMMIT")
                 except sqlite3.Error as err:
-                    self._db.execute("ROLLBACK")
+                    if self._db.in_transaction:  # SQLITE_FULL/IOERR roll back by themselves
+                        self._db.execute("ROLLBACK")
                     raise StoreUnavailable(f"store could not commit: {err}") from err
-            else:
+            elif self._db.in_transaction:
                 try:
                     self._db.execute("ROLLBACK")
                 except sqlite3.Error as err:  # the original error matters more

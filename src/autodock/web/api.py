@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 from prometheus_client import generate_latest
 
@@ -15,6 +15,7 @@ from ..store import DeployFilter
 __all__ = ["router"]
 
 router = APIRouter()
+MAX_ID = 2**63 - 1  # SQLite's INTEGER; larger ids are a 422, not an OverflowError
 
 
 def _ctx(request: Request) -> AppContext:
@@ -47,7 +48,7 @@ async def list_deploys(
     repo: str | None = None,
     since: float | None = None,
     until: float | None = None,
-    before_id: int | None = None,
+    before_id: int | None = Query(None, ge=0, le=MAX_ID),
     limit: int = Query(50, ge=1, le=500),
 ) -> dict[str, Any]:
     flt = DeployFilter(target, status, repo, since, until, limit, before_id)
@@ -58,7 +59,7 @@ async def list_deploys(
 
 
 @router.get("/api/v1/deploys/{deploy_id}", tags=["history"])
-async def get_deploy(request: Request, deploy_id: int) -> dict[str, Any]:
+async def get_deploy(request: Request, deploy_id: int = Path(ge=0, le=MAX_ID)) -> dict[str, Any]:
     record = await asyncio.to_thread(_ctx(request).store.get_deploy, deploy_id)
     if record is None:
         raise HTTPException(404, f"no deploy {deploy_id}")
