@@ -120,5 +120,6 @@ def test_unwritable_store_is_503_not_500(harness, monkeypatch):
 
     monkeypatch.setattr(h.ctx.store, "count_queued", down)
     monkeypatch.setattr(h.ctx.store, "record_event", down)
+    monkeypatch.setattr(h.ctx.store, "record_events", down)  # intake records in batches
     reply = h.client().post("/hooks/generic", content=BODY)
     assert reply.status_code == 503 and reply.headers["retry-after"] == "5"

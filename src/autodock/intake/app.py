@@ -88,6 +88,7 @@ async def _accept(request: Request, source: str) -> JSONResponse:
                 503, "cannot record the event durably right now; retry later", {"Retry-After": "5"}
             )
         ctx.metrics.events.labels(source, recorded.status).inc()
+        ctx.guard.note_queued(source, len(recorded.deploy_ids))
         log.info(
             "%s push %s:%s → %s %s",
             source,

@@ -418,6 +418,13 @@ class WebhookGuard:
         self._queued_cache[endpoint] = (now, queued)
         return int(queued)
 
+    def note_queued(self, endpoint: str, deploys: int) -> None:
+        """Count deploys queued since the last scan, so the cached count stays exact
+        for the requests this server answers."""
+        cached = self._queued_cache.get(endpoint)
+        if cached is not None and deploys:
+            self._queued_cache[endpoint] = (cached[0], cached[1] + deploys)
+
     def check_body(self, request: Request, endpoint: str, body: bytes) -> Denied | None:
         """After the body: the HMAC signature, when headers did not authenticate already."""
         if getattr(request.state, "authenticated", False):
