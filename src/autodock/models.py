@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "WAITING",
     "DeployRecord",
     "DeployResult",
     "DeployStatus",
@@ -31,10 +32,16 @@ class DeployStatus(enum.StrEnum):
     UNCHANGED = "unchanged"  # the target already ran that exact image
     IGNORED = "ignored"  # held back by a policy (the reason is in the error)
     ROLLED_BACK = "rolled_back"  # deployed, failed its smoke check, old image restored
+    AWAITING_APPROVAL = "awaiting_approval"  # its rule needs a person to approve it
+    REJECTED = "rejected"  # a person said no
 
     @property
     def final(self) -> bool:
-        return self not in (DeployStatus.QUEUED, DeployStatus.RUNNING)
+        return self not in (
+            DeployStatus.QUEUED,
+            DeployStatus.RUNNING,
+            DeployStatus.AWAITING_APPROVAL,
+        )
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,16 @@ class PlannedDeploy:
     target: str  # service name, or a readable name of the command
     target_key: str  # deploys to one key are serialized and coalesced
     action: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def initial_status(self) -> DeployStatus:
+        if self.action.get("approval"):
+            return DeployStatus.AWAITING_APPROVAL
+        return DeployStatus.QUEUED
+
+
+# Statuses a newer push for the same target replaces (latest wins).
+WAITING = (DeployStatus.QUEUED, DeployStatus.AWAITING_APPROVAL)
 
 
 @dataclass

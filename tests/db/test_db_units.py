@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from autodock.cron import CronError
 from autodock.db import CloneError
 from autodock.db.closure import ForeignKey, plan_clone
 from autodock.db.masking import (
@@ -219,7 +220,7 @@ def test_cron_matches(expr, when, match):
     "expr", ["* * * *", "60 * * * *", "* 24 * * *", "*/0 * * * *", "x * * * *", "5-2 * * * *"]
 )
 def test_cron_rejects(expr):
-    with pytest.raises(CloneError):
+    with pytest.raises(CronError):
         Cron.parse(expr)
 
 

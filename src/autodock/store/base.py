@@ -11,6 +11,23 @@ from ..notify.records import NotificationBuilder
 __all__ = ["DeployFilter", "RecordedEvent", "Store"]
 
 
+# Shared by the backends; written with "?" placeholders (PostgreSQL swaps in "%s").
+DECIDE_SQL = (
+    "UPDATE deploys SET status = ?, progress = ?, error = ?, finished_at = ?"
+    " WHERE id = ? AND status = 'awaiting_approval'"
+)
+DEFER_SQL = (
+    "UPDATE deploys SET status = 'queued', attempts = attempts - 1, not_before = ?,"
+    " progress = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?"
+)
+
+
+def decision_args(deploy_id: int, approve: bool, by: str, now: float) -> tuple[Any, ...]:
+    if approve:
+        return ("queued", f"approved by {by}", None, None, deploy_id)
+    return ("rejected", None, f"rejected by {by}", now, deploy_id)
+
+
 @dataclass(frozen=True)
 class RecordedEvent:
     event_id: int
@@ -91,6 +108,14 @@ class Store(Protocol):
         ...
 
     def next_due(self) -> float | None: ...
+
+    def decide(self, deploy_id: int, approve: bool, by: str, now: float) -> bool:
+        """Approve (→ queued) or reject a deploy awaiting approval; False if it was not."""
+        ...
+
+    def defer(self, deploy_id: int, owner: str, until: float, reason: str) -> None:
+        """Put a claimed deploy back until ``until`` without counting the try."""
+        ...
 
     def get_deploy(self, deploy_id: int) -> DeployRecord | None: ...
 

@@ -34,8 +34,16 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..exceptions import ConfigError, StoreError, StoreUnavailable
-from ..models import DeployRecord, DeployResult, DeployStatus, EventStatus, PlannedDeploy, PushEvent
-from .base import DeployFilter, RecordedEvent
+from ..models import (
+    WAITING,
+    DeployRecord,
+    DeployResult,
+    DeployStatus,
+    EventStatus,
+    PlannedDeploy,
+    PushEvent,
+)
+from .base import DECIDE_SQL, DEFER_SQL, DeployFilter, RecordedEvent, decision_args
 from .migrations import migration_scripts, split_statements
 
 __all__ = ["PASSWORD_FILE_ENV", "PostgresStore"]
@@ -288,20 +296,20 @@ class PostgresStore:
                 p.target,
                 p.target_key,
                 json.dumps(p.action),
-                str(DeployStatus.QUEUED),
+                str(p.initial_status),
                 now,
             ),
         )
         new_id = int(_one(cur)["id"])
         cur.execute(
             "UPDATE deploys SET status = %s, superseded_by = %s, finished_at = %s"
-            " WHERE target_key = %s AND status = %s AND id < %s",
+            " WHERE target_key = %s AND status IN (%s, %s) AND id < %s",
             (
                 str(DeployStatus.SUPERSEDED),
                 new_id,
                 now,
                 p.target_key,
-                str(DeployStatus.QUEUED),
+                *map(str, WAITING),
                 new_id,
             ),
         )
@@ -347,6 +355,19 @@ class PostgresStore:
             return cur.rowcount == 1
 
         return self._run("renew a lease", body)
+
+    def decide(self, deploy_id: int, approve: bool, by: str, now: float) -> bool:
+        def body(cur: Cursor) -> bool:
+            cur.execute(_pg(DECIDE_SQL), decision_args(deploy_id, approve, by, now))
+            return cur.rowcount == 1
+
+        return self._run("record a decision", body)
+
+    def defer(self, deploy_id: int, owner: str, until: float, reason: str) -> None:
+        def body(cur: Cursor) -> None:
+            cur.execute(_pg(DEFER_SQL), (until, reason, deploy_id, owner))
+
+        self._run("defer a deploy", body)
 
     def set_progress(self, deploy_id: int, progress: str) -> None:
         def body(cur: Cursor) -> None:
@@ -519,6 +540,10 @@ class PostgresStore:
             return out
 
         return self._run("count deploys", body)
+
+
+def _pg(sql: str) -> str:
+    return sql.replace("?", "%s")
 
 
 def _one(cur: Cursor) -> dict[str, Any]:

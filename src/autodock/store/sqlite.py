@@ -15,8 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import StoreError, StoreUnavailable
-from ..models import DeployRecord, DeployResult, DeployStatus, EventStatus, PlannedDeploy, PushEvent
-from .base import DeployFilter, RecordedEvent
+from ..models import (
+    WAITING,
+    DeployRecord,
+    DeployResult,
+    DeployStatus,
+    EventStatus,
+    PlannedDeploy,
+    PushEvent,
+)
+from .base import DECIDE_SQL, DEFER_SQL, DeployFilter, RecordedEvent, decision_args
 from .migrations import migration_scripts
 from .sqlite_outbox import NotificationBuilder, SQLiteOutboxMixin
 
@@ -209,20 +217,20 @@ class SQLiteStore(SQLiteOutboxMixin):
                 p.target,
                 p.target_key,
                 json.dumps(p.action),
-                str(DeployStatus.QUEUED),
+                str(p.initial_status),
                 now,
             ),
         )
         new_id = int(cur.lastrowid or 0)
         db.execute(
             "UPDATE deploys SET status = ?, superseded_by = ?, finished_at = ?"
-            " WHERE target_key = ? AND status = ? AND id < ?",
+            " WHERE target_key = ? AND status IN (?, ?) AND id < ?",
             (
                 str(DeployStatus.SUPERSEDED),
                 new_id,
                 now,
                 p.target_key,
-                str(DeployStatus.QUEUED),
+                *map(str, WAITING),
                 new_id,
             ),
         )
@@ -250,6 +258,15 @@ class SQLiteStore(SQLiteOutboxMixin):
                 (owner, now + lease_seconds, now, row["id"]),
             )
             return self._get(db, row["id"])
+
+    def decide(self, deploy_id: int, approve: bool, by: str, now: float) -> bool:
+        with self._tx() as db:
+            cur = db.execute(DECIDE_SQL, decision_args(deploy_id, approve, by, now))
+            return cur.rowcount == 1
+
+    def defer(self, deploy_id: int, owner: str, until: float, reason: str) -> None:
+        with self._tx() as db:
+            db.execute(DEFER_SQL, (until, reason, deploy_id, owner))
 
     def heartbeat(self, deploy_id: int, owner: str, lease_until: float) -> bool:
         with self._tx() as db:
