@@ -10,6 +10,7 @@ from .discovery import ServiceIndex
 from .intake.auth import BasicAuthenticator
 from .metrics import Metrics
 from .store import Store
+from .web.events import Broadcaster
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -25,3 +26,4 @@ class AppContext:
     metrics: Metrics = field(default_factory=Metrics)
     webhook_auth: BasicAuthenticator | None = None
     worker: Worker | None = None
+    events: Broadcaster = field(default_factory=Broadcaster)  # live updates (SSE)

@@ -20,12 +20,14 @@ from .context import AppContext
 from .discovery import ServiceIndex
 from .exceptions import ConfigError, StoreUnavailable
 from .executors.command import CommandExecutor
+from .executors.rollback import RollbackExecutor
 from .executors.swarm import DockerConnection, SwarmExecutor
 from .intake import app as intake_app
 from .intake.auth import BasicAuthenticator
 from .models import DeployRecord, DeployStatus
 from .store import open_store
 from .web import api
+from .web.events import Broadcaster, PublishingStore
 from .worker import Worker
 
 __all__ = ["build_context", "create_app", "serve"]
@@ -49,17 +51,20 @@ def _authenticator(config: Config) -> BasicAuthenticator | None:
 
 
 def build_context(config: Config) -> AppContext:
-    store = open_store(config.db_target)
+    events = Broadcaster()
+    store = PublishingStore(open_store(config.db_target), events)  # publishes changes (SSE)
     connection = DockerConnection(config.docker_host, config.registries)
     ctx = AppContext(
         config=config,
         store=store,
         index=ServiceIndex(connection, config.discovery.refresh_seconds),
         webhook_auth=_authenticator(config),
+        events=events,
     )
     executors = {
         "service": SwarmExecutor(connection, default_timeout=config.deploy_timeout),
         "command": CommandExecutor(),
+        "rollback": RollbackExecutor(connection, default_timeout=config.deploy_timeout),
     }
     worker = Worker(
         store,
@@ -157,6 +162,7 @@ def serve(config: Config) -> None:
         access_log=False,
         timeout_keep_alive=5,
         limit_concurrency=1000,
+        timeout_graceful_shutdown=3,  # open /api/v1/stream connections never end by themselves
     )
     try:
         uvicorn.Server(uv).run()
