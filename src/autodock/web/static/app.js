@@ -188,8 +188,11 @@
           d.duration != null ? `took ${secs(d.duration)}` : "",
           d.attempts > 1 ? `${d.attempts} attempts` : "",
         ].filter(Boolean).join(" · ");
-        const error = d.status === "failed" && d.error
-          ? `<pre class="t-error">${esc(d.error)}</pre>
+        const output = (d.output || "").trim();
+        const detail = [d.error, output.length > 2000 ? "…" + output.slice(-2000) : output]
+          .filter(Boolean).join("\n");
+        const error = d.status === "failed" && detail
+          ? `<pre class="t-error">${esc(detail)}</pre>
              <div class="t-actions"><button class="btn" data-act="retry" data-id="${d.id}">Retry</button></div>`
           : "";
         const progress = d.status === "running" && d.progress ? ` <span class="muted small">${esc(progressOf(d).text)}</span>` : "";
@@ -256,5 +259,5 @@
   if (readMode === "token" && !token()) askToken();
   load();
   connect();
-  setInterval(() => { if (state.loaded) renderHistory(); }, 15000); // keep "ago" fresh
+  setInterval(() => { if (state.loaded) render(); }, 15000); // keep "… ago" fresh
 })();
