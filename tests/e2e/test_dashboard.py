@@ -49,7 +49,7 @@ def test_dashboard_shows_a_push_live_without_reload(
     repo, svc = f"web/ui-{unique}", f"web_{unique}"
     first = images.publish(repo, "stage")
     make_service(svc, f"{registry.addr}/{repo}:stage@{first}")
-    wait_for(lambda: running_images(docker_client, svc), what="first task running")
+    wait_for(lambda: running_images(docker_client, svc), timeout=90, what="first task running")
     failing = ["sh", "-c", "echo 'migrate: relation \"users\" does not exist' >&2; exit 2"]
     server = autodock(
         {

@@ -4,6 +4,7 @@ services, rollback, pause/resume, retry, token checks, the live stream and /metr
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -56,7 +57,7 @@ def test_services_listing_shows_digest_replicas_rules_and_stream(
     repo, svc = f"web/list-{unique}", f"list_{unique}"
     first = images.publish(repo, "stage")
     make_service(svc, f"{registry.addr}/{repo}:stage@{first}", mode=ServiceMode("replicated", 2))
-    wait_for(lambda: running_images(docker_client, svc), what="first task running")
+    wait_for(lambda: running_images(docker_client, svc), timeout=90, what="first task running")
     server = autodock(config(repo, svc))
 
     def listed():
@@ -138,7 +139,7 @@ def test_rollback_returns_the_service_to_its_previous_image(
     repo, svc = f"web/rb-{unique}", f"rb_{unique}"
     first = images.publish(repo, "stage")
     make_service(svc, f"{registry.addr}/{repo}:stage@{first}")
-    wait_for(lambda: running_images(docker_client, svc), what="first task running")
+    wait_for(lambda: running_images(docker_client, svc), timeout=90, what="first task running")
     server = autodock(config(repo, svc))
     assert api(server, "POST", f"/api/v1/services/{svc}/rollback").status_code == 409  # no previous
 
@@ -174,7 +175,7 @@ def test_pause_holds_pushes_and_resume_deploys_the_latest(
     repo, svc = f"web/pause-{unique}", f"pause_{unique}"
     first = images.publish(repo, "stage")
     make_service(svc, f"{registry.addr}/{repo}:stage@{first}")
-    wait_for(lambda: running_images(docker_client, svc), what="first task running")
+    wait_for(lambda: running_images(docker_client, svc), timeout=90, what="first task running")
     server = autodock(config(repo, svc))
 
     paused = cli(server, "pause", svc, "--reason", "maintenance")
@@ -221,7 +222,7 @@ def test_retry_reruns_a_failed_deploy_and_metrics_expose_the_series(
 
     make_service(svc, f"{registry.addr}/{repo}:stage@{first}")  # the missing service appears
 
-    wait_for(lambda: running_images(docker_client, svc), what="first task running")
+    wait_for(lambda: running_images(docker_client, svc), timeout=90, what="first task running")
     retried = cli(server, "retry", str(failed["id"]))
     assert retried.returncode == 0, retried.stderr
     new_id = int(retried.stdout.split()[1].rstrip(":"))
@@ -254,3 +255,7 @@ def test_retry_reruns_a_failed_deploy_and_metrics_expose_the_series(
         f'autodock_last_successful_deploy_timestamp_seconds{{target="{svc}"}}',
     ):
         assert series in text, series
+    # Every series the sample Grafana dashboard queries is exported.
+    dashboard = (ROOT / "examples/grafana-dashboard.json").read_text()
+    for name in set(re.findall(r"autodock_[a-z_]+", dashboard)):
+        assert f"# TYPE {name.removesuffix('_bucket').removesuffix('_total')} " in text, name
