@@ -40,7 +40,12 @@ def browser():
 
 
 def text_of(driver, css: str) -> str:
-    return " ".join(el.text for el in driver.find_elements(By.CSS_SELECTOR, css))
+    """The visible text of all matches, read in one step (the page re-renders live)."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0]))"
+        ".map((e) => e.innerText).join(' ')",
+        css,
+    )
 
 
 def test_dashboard_shows_a_push_live_without_reload(
