@@ -107,6 +107,17 @@ def test_dashboard_shows_a_push_live_without_reload(
     assert browser.save_screenshot(str(path))
     assert path.stat().st_size > 10_000
 
+    # Actions ask for the token once (kept in sessionStorage) and the page follows live.
+    browser.find_element(By.CSS_SELECTOR, f'{row} button[data-act="pause"]').click()
+    prompt = WebDriverWait(browser, 10).until(lambda d: d.switch_to.alert)
+    prompt.send_keys("ui-token")
+    prompt.accept()
+    wait.until(lambda d: "paused" in text_of(d, f"{row} .svc-name"))
+    assert browser.execute_script("return sessionStorage.getItem('autodock.token')") == "ui-token"
+    browser.find_element(By.CSS_SELECTOR, f'{row} button[data-act="resume"]').click()
+    wait.until(lambda d: "paused" not in text_of(d, f"{row} .svc-name"))
+    assert browser.execute_script("return window.__sameDocument") == "yes"
+
     # Narrow screens still work (responsive layout), captured for review.
     browser.set_window_size(420, 900)
     assert browser.save_screenshot(str(ARTIFACTS / "dashboard-narrow.png"))
