@@ -41,7 +41,7 @@ class Metrics:
         # ---- dashboard/API (issue #5): store-backed gauges, refreshed on each scrape
         self.deploys_stored = Gauge(
             "autodock_deploys_by_status",
-            "Deploys in the store, by status (held = queued while paused)",
+            "Deploys in the store, by status",
             ["status"],
             registry=self.registry,
         )
