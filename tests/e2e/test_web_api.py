@@ -240,7 +240,14 @@ def test_retry_reruns_a_failed_deploy_and_metrics_expose_the_series(
     again = api(server, "POST", f"/api/v1/deploys/{deploy['id']}/retry")
     assert again.status_code == 409  # only failed deploys retry
 
-    text = httpx.get(f"{server.url}/metrics").text
+    # The worker counts a deploy just after recording it: give the counter a moment.
+    done = 'autodock_deploys_total{kind="service",status="succeeded"} 1.0'
+
+    def scraped():
+        text = httpx.get(f"{server.url}/metrics").text
+        return text if done in text else None
+
+    text = wait_for(scraped, what="the deploy counted")
     for series in (
         'autodock_events_received_total{result="accepted",source="generic"} 1.0',
         'autodock_deploys_total{kind="service",status="failed"} 1.0',
