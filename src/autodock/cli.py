@@ -417,5 +417,13 @@ def _digest(image: str | None) -> str | None:
     return image.rpartition("@")[2] if image and "@" in image else None
 
 
+# ---------------------------------------------------------------- server actions (web API)
+
+from .web.cli_actions import COMMANDS as _API_COMMANDS  # noqa: E402
+
+for _command in _API_COMMANDS:
+    main.add_command(_command)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

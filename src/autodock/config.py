@@ -32,6 +32,7 @@ from .reference import is_valid_repo
 
 __all__ = [
     "DEFAULT_PORT",
+    "ApiConfig",
     "BasicAuth",
     "CommandAction",
     "Config",
@@ -313,6 +314,33 @@ class OutboxSettings(_Model):
     concurrency: int = Field(8, ge=1, le=64)
 
 
+class ApiConfig(_Model):
+    """The HTTP API's bearer token: actions always need it; reads when ``read: token``."""
+
+    token: SecretStr | None = None
+    token_env: str | None = None
+    token_file: Path | None = None
+    read: Literal["open", "token"] = "open"
+
+    @model_validator(mode="after")
+    def _token_for_reads(self) -> ApiConfig:
+        if self.read == "token" and not (self.token or self.token_env or self.token_file):
+            raise ValueError("read: token needs one of token, token_env, token_file")
+        return self
+
+    def resolve_token(self) -> str | None:
+        if self.token is not None:
+            return self.token.get_secret_value() or None
+        if self.token_env:
+            return os.environ.get(self.token_env) or None
+        if self.token_file:
+            try:
+                return self.token_file.read_text().strip() or None
+            except OSError as exc:
+                raise ConfigError(f"cannot read api.token_file {self.token_file}: {exc}") from exc
+        return None
+
+
 class Config(_Model):
     listen: str = f"0.0.0.0:{DEFAULT_PORT}"
     data_dir: Path = Path(os.environ.get("AUTODOCK_DATA_DIR", "./autodock-data"))
@@ -335,6 +363,7 @@ class Config(_Model):
     tls_key: Path | None = None
     registries: dict[str, RegistryCredentials] = Field(default_factory=dict)
     discovery: Discovery = Discovery()
+    api: ApiConfig = ApiConfig()
     rules: list[Rule] = Field(default_factory=list)
     db_clone: dict[str, Any] | None = Field(
         None, description="prod→stage database clones; parsed by autodock.db.schedule"

@@ -12,6 +12,7 @@ from .intake.guard import WebhookGuard
 from .intake.recorder import EventRecorder
 from .metrics import Metrics
 from .store import Store
+from .web.events import Broadcaster
 
 if TYPE_CHECKING:
     from .notify.outbox import OutboxSender
@@ -28,6 +29,7 @@ class AppContext:
     metrics: Metrics = field(default_factory=Metrics)
     webhook_auth: BasicAuthenticator | None = None
     worker: Worker | None = None
+    events: Broadcaster = field(default_factory=Broadcaster)  # live updates (SSE)
     outbox: OutboxSender | None = None
     guard: WebhookGuard | None = None
     recorder: EventRecorder = field(init=False)

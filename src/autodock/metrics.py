@@ -50,3 +50,23 @@ class Metrics:
             ["status"],
             registry=self.registry,
         )
+        # ---- dashboard/API (issue #5): store-backed gauges, refreshed on each scrape
+        self.deploys_stored = Gauge(
+            "autodock_deploys_by_status",
+            "Deploys in the store, by status",
+            ["status"],
+            registry=self.registry,
+        )
+        self.pauses = Gauge("autodock_pauses", "Paused rules and services", registry=self.registry)
+        self.stream_clients = Gauge(
+            "autodock_stream_clients", "Open /api/v1/stream connections", registry=self.registry
+        )
+        # ---- the notification outbox sets these (autodock_outbox_*)
+        self.outbox_depth = Gauge(
+            "autodock_outbox_depth", "Notifications waiting in the outbox", registry=self.registry
+        )
+        self.outbox_oldest_age = Gauge(
+            "autodock_outbox_oldest_age_seconds",
+            "Age of the oldest notification waiting in the outbox (0 when empty)",
+            registry=self.registry,
+        )

@@ -21,6 +21,7 @@ from .discovery import ServiceIndex
 from .exceptions import ConfigError, StoreUnavailable
 from .executors.clone import CloneExecutor, enqueue_clone
 from .executors.command import PRIVATE_ENV_NAMES, CommandExecutor
+from .executors.rollback import RollbackExecutor
 from .executors.swarm import DockerConnection, SwarmExecutor
 from .intake import app as intake_app
 from .intake.auth import BasicAuthenticator
@@ -31,6 +32,7 @@ from .notify import api as notify_api
 from .notify.outbox import attach_outbox
 from .store import open_store
 from .web import api, push_status
+from .web.events import Broadcaster, PublishingStore
 from .worker import Worker
 
 __all__ = ["build_context", "create_app", "serve"]
@@ -51,7 +53,8 @@ def _authenticator(config: Config) -> BasicAuthenticator | None:
 def build_context(config: Config) -> AppContext:
     guard = WebhookGuard(config, PARSERS)  # refuses a config that leaves an endpoint open
     PRIVATE_ENV_NAMES.update(secret_env_names(config))  # commands never see them
-    store = open_store(config.db_target)
+    events = Broadcaster()
+    store = PublishingStore(open_store(config.db_target), events)  # publishes changes (SSE)
     connection = DockerConnection(config.docker_host, config.registries)
     ctx = AppContext(
         config=config,
@@ -59,11 +62,13 @@ def build_context(config: Config) -> AppContext:
         index=ServiceIndex(connection, config.discovery.refresh_seconds),
         webhook_auth=_authenticator(config),
         guard=guard,
+        events=events,
     )
     executors = {
         "service": SwarmExecutor(connection, default_timeout=config.deploy_timeout),
         "command": CommandExecutor(),
         "clone": CloneExecutor(config.db_clone),
+        "rollback": RollbackExecutor(connection, default_timeout=config.deploy_timeout),
     }
     worker = Worker(
         store,
@@ -192,6 +197,7 @@ def serve(config: Config) -> None:
         proxy_headers=False,  # X-Forwarded-For is believed only from webhooks.trusted_proxies
         ssl_certfile=str(config.tls_cert) if config.tls_cert else None,
         ssl_keyfile=str(config.tls_key) if config.tls_key else None,
+        timeout_graceful_shutdown=3,  # open /api/v1/stream connections never end by themselves
     )
     try:
         uvicorn.Server(uv).run()

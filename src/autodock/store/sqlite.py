@@ -39,6 +39,13 @@ _DEPLOY_COLUMNS = """
 """
 
 
+# Queued deploys of a paused rule or target are held; manual actions (rollback) never are.
+_NOT_HELD = (
+    " AND (d.rule LIKE 'manual:%' OR d.rule LIKE 'group:%' OR NOT EXISTS (SELECT 1 FROM pauses p"
+    "   WHERE p.key IN ('*', 'rule:' || d.rule, d.target_key)))"
+)
+
+
 def _bounded(text: str | None) -> str | None:
     if text is None or len(text) <= MAX_OUTPUT:
         return text
@@ -244,8 +251,7 @@ class SQLiteStore(SQLiteOutboxMixin):
                 "SELECT d.id FROM deploys d INDEXED BY deploys_queue"
                 " WHERE d.status = 'queued' AND d.not_before <= ?"
                 " AND NOT EXISTS (SELECT 1 FROM deploys r WHERE r.target_key = d.target_key"
-                "   AND r.status = 'running')"
-                " ORDER BY d.id LIMIT 1",
+                "   AND r.status = 'running')" + _NOT_HELD + " ORDER BY d.id LIMIT 1",
                 (now,),
             ).fetchone()
             if row is None:
@@ -381,7 +387,7 @@ class SQLiteStore(SQLiteOutboxMixin):
     def next_due(self) -> float | None:
         with self._tx() as db:
             row = db.execute(
-                "SELECT min(not_before) FROM deploys WHERE status = 'queued'"
+                "SELECT min(not_before) FROM deploys d WHERE status = 'queued'" + _NOT_HELD
             ).fetchone()
             return row[0]
 
@@ -428,6 +434,56 @@ class SQLiteStore(SQLiteOutboxMixin):
             out = {f"deploys_{r[0]}": r[1] for r in rows}
             out["events"] = db.execute("SELECT count(*) FROM events").fetchone()[0]
             return out
+
+    # ------------------------------------------------------------ pauses and manual actions
+
+    def pause(self, key: str, *, reason: str | None, by: str | None, now: float) -> None:
+        """Hold queued deploys of ``rule:NAME`` or ``service:NAME`` (a target key)."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO pauses (key, reason, paused_by, paused_at) VALUES (?,?,?,?)"
+                " ON CONFLICT (key) DO UPDATE SET reason = excluded.reason,"
+                " paused_by = excluded.paused_by, paused_at = excluded.paused_at",
+                (key, reason, by, now),
+            )
+
+    def resume(self, key: str) -> bool:
+        with self._tx() as db:
+            return db.execute("DELETE FROM pauses WHERE key = ?", (key,)).rowcount == 1
+
+    def list_pauses(self) -> list[dict[str, Any]]:
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT key, reason, paused_by, paused_at FROM pauses ORDER BY key"
+            ).fetchall()
+            return [dict(r) for r in rows]
+
+    def requeue(self, deploy_id: int, now: float) -> int | None:
+        """Queue the deploy's target again for its event (a retry); the new deploy's id."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT event_id, rule, kind, target, target_key, action FROM deploys WHERE id = ?",
+                (deploy_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            planned = PlannedDeploy(
+                rule=row["rule"],
+                kind=row["kind"],
+                target=row["target"],
+                target_key=row["target_key"],
+                action=json.loads(row["action"]),
+            )
+            return self._enqueue(db, row["event_id"], planned, now)
+
+    def last_successes(self) -> dict[str, float]:
+        """Per target: when its last successful deploy finished."""
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT target, max(finished_at) FROM deploys WHERE status = 'succeeded'"
+                " GROUP BY target"
+            ).fetchall()
+            return {r[0]: r[1] for r in rows if r[1] is not None}
 
 
 def _record(row: sqlite3.Row) -> DeployRecord:
