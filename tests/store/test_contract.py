@@ -555,3 +555,56 @@ def test_postgres_password_comes_from_a_secret_file(tmp_path, monkeypatch):
     assert _password_from_file("postgresql://autodock:inline@db/autodock") == {}
     monkeypatch.delenv(PASSWORD_FILE_ENV)
     assert _password_from_file("postgresql://autodock@db/autodock") == {}
+
+
+# ------------------------------------------------------------------ holds: pause, freeze,
+# approvals, deferral (both backends)
+
+
+def approval(name: str) -> PlannedDeploy:
+    p = svc(name)
+    return PlannedDeploy(p.rule, p.kind, p.target, p.target_key, {**p.action, "approval": True})
+
+
+def test_paused_target_and_freeze_hold_claims_but_not_repairs(store):
+    first = record(store, ev(tag="a"), [svc("web")]).deploy_ids[0]
+    store.pause("service:web", reason="testing", by="me", now=T0)
+    assert store.claim("w", 30, T0 + 1) is None
+    assert store.next_due() is None  # the idle loop does not spin on held work
+    store.resume("service:web")
+    store.pause("*", reason="freeze", by="me", now=T0)
+    assert store.claim("w", 30, T0 + 1) is None
+    repair = PlannedDeploy("group:rel", "service", "api", "service:api", {"service": "api"})
+    rid = record(store, ev(tag="b"), [repair]).deploy_ids[0]
+    assert store.claim("w", 30, T0 + 2).id == rid  # rollbacks are never held
+    assert [p["key"] for p in store.list_pauses()] == ["*"]
+    assert store.resume("*") and not store.resume("*")
+    assert store.claim("w", 30, T0 + 3).id == first
+
+
+def test_approval_waits_and_latest_push_wins(store):
+    a = record(store, ev(tag="v1"), [approval("web")]).deploy_ids[0]
+    assert status(store, a) is DeployStatus.AWAITING_APPROVAL
+    assert store.claim("w", 30, T0 + 1) is None
+    b = record(store, ev(tag="v2"), [approval("web")]).deploy_ids[0]
+    assert status(store, a) is DeployStatus.SUPERSEDED  # an older approval is moot
+    assert not store.decide(a, True, "ann", T0 + 2)
+    assert store.decide(b, True, "ann", T0 + 2)
+    assert not store.decide(b, True, "ann", T0 + 2)  # decided once
+    job = store.claim("w", 30, T0 + 3)
+    assert job.id == b and job.progress == "approved by ann"
+    c = record(store, ev(tag="v3"), [approval("api")]).deploy_ids[0]
+    assert store.decide(c, False, "bob", T0 + 4)
+    rejected = store.get_deploy(c)
+    assert rejected.status is DeployStatus.REJECTED and rejected.error == "rejected by bob"
+    assert rejected.status.final
+
+
+def test_defer_puts_work_back_without_counting_the_try(store):
+    a = record(store, ev(), [svc("web")]).deploy_ids[0]
+    job = store.claim("w", 30, T0 + 1)
+    store.defer(a, "w", until=T0 + 100, reason="held: outside the deploy window")
+    assert store.claim("w", 30, T0 + 50) is None
+    assert store.next_due() == T0 + 100
+    again = store.claim("w", 30, T0 + 100)
+    assert again.id == a and again.attempts == job.attempts

@@ -12,6 +12,18 @@ __all__ = ["DeployFilter", "RecordedEvent", "Store"]
 
 
 # Shared by the backends; written with "?" placeholders (PostgreSQL swaps in "%s").
+
+# Queued deploys of a paused rule or target (or of everything: key '*', a freeze) wait;
+# manual actions and group rollbacks never do, they repair.
+NOT_HELD_SQL = (
+    " AND (d.rule LIKE 'manual:%' OR d.rule LIKE 'group:%' OR NOT EXISTS (SELECT 1 FROM pauses p"
+    "   WHERE p.key IN ('*', 'rule:' || d.rule, d.target_key)))"
+)
+PAUSE_SQL = (
+    "INSERT INTO pauses (key, reason, paused_by, paused_at) VALUES (?,?,?,?)"
+    " ON CONFLICT (key) DO UPDATE SET reason = excluded.reason,"
+    " paused_by = excluded.paused_by, paused_at = excluded.paused_at"
+)
 DECIDE_SQL = (
     "UPDATE deploys SET status = ?, progress = ?, error = ?, finished_at = ?"
     " WHERE id = ? AND status = 'awaiting_approval'"

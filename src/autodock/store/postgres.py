@@ -43,7 +43,15 @@ from ..models import (
     PlannedDeploy,
     PushEvent,
 )
-from .base import DECIDE_SQL, DEFER_SQL, DeployFilter, RecordedEvent, decision_args
+from .base import (
+    DECIDE_SQL,
+    DEFER_SQL,
+    NOT_HELD_SQL,
+    PAUSE_SQL,
+    DeployFilter,
+    RecordedEvent,
+    decision_args,
+)
 from .migrations import migration_scripts, split_statements
 
 __all__ = ["PASSWORD_FILE_ENV", "PostgresStore"]
@@ -327,7 +335,8 @@ class PostgresStore:
                 "   AND r.status = 'running')"
                 " AND NOT EXISTS (SELECT 1 FROM deploys o WHERE o.target_key = d.target_key"
                 "   AND o.status = 'queued' AND o.not_before <= %s AND o.id < d.id)"
-                " ORDER BY d.id LIMIT 1 FOR UPDATE OF d SKIP LOCKED",
+                + NOT_HELD_SQL.replace("%", "%%")
+                + " ORDER BY d.id LIMIT 1 FOR UPDATE OF d SKIP LOCKED",
                 (now, now),
             )
             row = cur.fetchone()
@@ -483,10 +492,67 @@ class PostgresStore:
 
     def next_due(self) -> float | None:
         def body(cur: Cursor) -> float | None:
-            cur.execute("SELECT min(not_before) AS due FROM deploys WHERE status = 'queued'")
+            cur.execute(
+                "SELECT min(not_before) AS due FROM deploys d WHERE status = 'queued'"
+                + NOT_HELD_SQL.replace("%", "%%")
+            )
             return _one(cur)["due"]
 
         return self._run("read the queue", body)
+
+    # ------------------------------------------------------------ pauses and manual actions
+
+    def pause(self, key: str, *, reason: str | None, by: str | None, now: float) -> None:
+        def body(cur: Cursor) -> None:
+            cur.execute(_pg(PAUSE_SQL), (key, reason, by, now))
+
+        self._run("pause", body)
+
+    def resume(self, key: str) -> bool:
+        def body(cur: Cursor) -> bool:
+            cur.execute("DELETE FROM pauses WHERE key = %s", (key,))
+            return cur.rowcount == 1
+
+        return self._run("resume", body)
+
+    def list_pauses(self) -> list[dict[str, Any]]:
+        def body(cur: Cursor) -> list[dict[str, Any]]:
+            cur.execute("SELECT key, reason, paused_by, paused_at FROM pauses ORDER BY key")
+            return [dict(r) for r in cur.fetchall()]
+
+        return self._run("list pauses", body)
+
+    def requeue(self, deploy_id: int, now: float) -> int | None:
+        def body(cur: Cursor) -> int | None:
+            cur.execute(
+                "SELECT event_id, rule, kind, target, target_key, action FROM deploys"
+                " WHERE id = %s",
+                (deploy_id,),
+            )
+            row = cur.fetchone()
+            if row is None:
+                return None
+            _lock(cur, [row["target_key"]])
+            planned = PlannedDeploy(
+                rule=row["rule"],
+                kind=row["kind"],
+                target=row["target"],
+                target_key=row["target_key"],
+                action=json.loads(row["action"]),
+            )
+            return self._enqueue(cur, row["event_id"], planned, now)
+
+        return self._run("requeue", body)
+
+    def last_successes(self) -> dict[str, float]:
+        def body(cur: Cursor) -> dict[str, float]:
+            cur.execute(
+                "SELECT target, max(finished_at) AS at FROM deploys WHERE status = 'succeeded'"
+                " GROUP BY target"
+            )
+            return {r["target"]: r["at"] for r in cur.fetchall() if r["at"] is not None}
+
+        return self._run("read successes", body)
 
     # ------------------------------------------------------------ reading
 

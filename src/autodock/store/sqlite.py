@@ -24,7 +24,15 @@ from ..models import (
     PlannedDeploy,
     PushEvent,
 )
-from .base import DECIDE_SQL, DEFER_SQL, DeployFilter, RecordedEvent, decision_args
+from .base import (
+    DECIDE_SQL,
+    DEFER_SQL,
+    NOT_HELD_SQL,
+    PAUSE_SQL,
+    DeployFilter,
+    RecordedEvent,
+    decision_args,
+)
 from .migrations import migration_scripts
 from .sqlite_outbox import NotificationBuilder, SQLiteOutboxMixin
 
@@ -37,13 +45,6 @@ _DEPLOY_COLUMNS = """
     d.output, d.error, d.superseded_by, d.progress,
     e.repo, e.tag, e.digest, e.registry, e.pusher, e.source, e.callback_url
 """
-
-
-# Queued deploys of a paused rule or target are held; manual actions (rollback) never are.
-_NOT_HELD = (
-    " AND (d.rule LIKE 'manual:%' OR d.rule LIKE 'group:%' OR NOT EXISTS (SELECT 1 FROM pauses p"
-    "   WHERE p.key IN ('*', 'rule:' || d.rule, d.target_key)))"
-)
 
 
 def _bounded(text: str | None) -> str | None:
@@ -251,7 +252,7 @@ class SQLiteStore(SQLiteOutboxMixin):
                 "SELECT d.id FROM deploys d INDEXED BY deploys_queue"
                 " WHERE d.status = 'queued' AND d.not_before <= ?"
                 " AND NOT EXISTS (SELECT 1 FROM deploys r WHERE r.target_key = d.target_key"
-                "   AND r.status = 'running')" + _NOT_HELD + " ORDER BY d.id LIMIT 1",
+                "   AND r.status = 'running')" + NOT_HELD_SQL + " ORDER BY d.id LIMIT 1",
                 (now,),
             ).fetchone()
             if row is None:
@@ -387,7 +388,7 @@ class SQLiteStore(SQLiteOutboxMixin):
     def next_due(self) -> float | None:
         with self._tx() as db:
             row = db.execute(
-                "SELECT min(not_before) FROM deploys d WHERE status = 'queued'" + _NOT_HELD
+                "SELECT min(not_before) FROM deploys d WHERE status = 'queued'" + NOT_HELD_SQL
             ).fetchone()
             return row[0]
 
@@ -440,12 +441,7 @@ class SQLiteStore(SQLiteOutboxMixin):
     def pause(self, key: str, *, reason: str | None, by: str | None, now: float) -> None:
         """Hold queued deploys of ``rule:NAME`` or ``service:NAME`` (a target key)."""
         with self._tx() as db:
-            db.execute(
-                "INSERT INTO pauses (key, reason, paused_by, paused_at) VALUES (?,?,?,?)"
-                " ON CONFLICT (key) DO UPDATE SET reason = excluded.reason,"
-                " paused_by = excluded.paused_by, paused_at = excluded.paused_at",
-                (key, reason, by, now),
-            )
+            db.execute(PAUSE_SQL, (key, reason, by, now))
 
     def resume(self, key: str) -> bool:
         with self._tx() as db:
