@@ -47,7 +47,8 @@ http {
 }
 """
 
-PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+# nginx workers drop to nobody:nogroup (its compiled-in default).
+PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"  # noqa: S105
 GROUP = "root:x:0:\nnogroup:x:65534:\n"
 
 
@@ -63,7 +64,7 @@ class _RootFS:
 
     def __init__(self) -> None:
         self.buf = io.BytesIO()
-        self.tar = tarfile.open(fileobj=self.buf, mode="w")
+        self.tar = tarfile.open(fileobj=self.buf, mode="w")  # noqa: SIM115 - closed in bytes()
         self._dirs: set[str] = set()
 
     def dir(self, path: str, mode: int = 0o755) -> None:
@@ -111,7 +112,7 @@ def _base(root: _RootFS) -> None:
     for applet in applets:
         if applet != "busybox":
             root.symlink(f"/bin/{applet}", "busybox")
-    root.dir("/tmp", 0o1777)
+    root.dir("/tmp", 0o1777)  # noqa: S108 - a directory inside the image
     root.text("/etc/passwd", PASSWD)
     root.text("/etc/group", GROUP)
 

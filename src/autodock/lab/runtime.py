@@ -8,10 +8,10 @@ that ``down`` removes exactly that and nothing else on the machine.
 from __future__ import annotations
 
 import json
-from contextlib import closing
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -282,7 +282,10 @@ class Lab:
                 node.update({**spec, "Labels": labels})
 
     def _images(self) -> None:
-        builds = {images.WHOAMI_IMAGE: images.whoami_rootfs, images.NGINX_IMAGE: images.nginx_rootfs}
+        builds = {
+            images.WHOAMI_IMAGE: images.whoami_rootfs,
+            images.NGINX_IMAGE: images.nginx_rootfs,
+        }
         cmds = {
             images.WHOAMI_IMAGE: ['CMD ["/usr/local/bin/whoami-httpd"]'],
             images.NGINX_IMAGE: ['CMD ["/usr/sbin/nginx", "-g", "daemon off;"]'],
