@@ -186,6 +186,8 @@ def _locations(routes: list[ProxyRoute], counter: Iterable[int], default: bool) 
             prefix = route.path.replace(".", r"\.")
             lines.append(f"            rewrite ^{prefix}(.*)$ /$1 break;")
         lines.append(f"            proxy_pass {var};")
+        # Tells a client (and `service add`) which route answered: not the default 404.
+        lines.append(f"            add_header X-Autodock-Service {route.service} always;")
         lines.append("        }")
         if route.path != "/":
             # /api (no slash) would otherwise fall through to another location.

@@ -20,7 +20,13 @@ import docker.errors
 from .discover import discover_services, find_proxy_service
 from .render import RenderOptions, config_hash, render, routes_from_services
 
-__all__ = ["CONFIG_PREFIX", "NGINX_CONF_PATH", "ProxySync", "SyncResult"]
+__all__ = [
+    "CONFIG_PREFIX",
+    "NGINX_CONF_PATH",
+    "ProxySync",
+    "SyncResult",
+    "update_order_problems",
+]
 
 log = logging.getLogger("autodock.proxy")
 
@@ -35,6 +41,19 @@ class SyncResult:
     config_name: str
     routes: int
     problems: list[str]
+
+
+def update_order_problems(spec: dict[str, Any]) -> list[str]:
+    """Swarm cannot start a second task holding the same host-mode port on a node, so a
+    start-first update of such a proxy waits forever ("host-mode port already in use")."""
+    order = (spec.get("UpdateConfig") or {}).get("Order")
+    ports = (spec.get("EndpointSpec") or {}).get("Ports") or []
+    if order == "start-first" and any(p.get("PublishMode") == "host" for p in ports):
+        return [
+            f"{spec.get('Name')}: update order start-first with host-mode ports never "
+            "completes; use stop-first (see docs/proxy.md)"
+        ]
+    return []
 
 
 class ProxySync:
@@ -98,6 +117,7 @@ class ProxySync:
         name = f"{CONFIG_PREFIX}{config_hash(text)}"
         proxy = find_proxy_service(self.client, self.proxy_service)
         spec = proxy["Spec"]
+        problems += update_order_problems(spec)
         container = dict(spec["TaskTemplate"]["ContainerSpec"])
         configs: list[dict[str, Any]] = list(container.get("Configs") or [])
         current = next(
