@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -19,7 +20,9 @@ from tests.support.lab import (
     start_registry,
 )
 
-ARTIFACTS = Path(os.environ.get("AUTODOCK_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts"))
+ARTIFACTS = Path(
+    os.environ.get("AUTODOCK_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts")
+)
 
 
 @pytest.fixture(scope="session")
@@ -59,10 +62,8 @@ def services(docker_client) -> Iterator[list[str]]:
     created: list[str] = []
     yield created
     for name in created:
-        try:
+        with contextlib.suppress(Exception):
             docker_client.services.get(name).remove()
-        except Exception:
-            pass
 
 
 @pytest.fixture

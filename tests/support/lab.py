@@ -112,7 +112,9 @@ class Images:
         self.client = client
         self.registry = registry
 
-    def build(self, repo: str, tag: str, *, variant: str | None = None, cmd: list[str] | None = None) -> str:
+    def build(
+        self, repo: str, tag: str, *, variant: str | None = None, cmd: list[str] | None = None
+    ) -> str:
         ref = f"{self.registry}/{repo}:{tag}"
         lines = [f"FROM {BASE_IMAGE}", f"LABEL autodock.test.variant={variant or uuid.uuid4().hex}"]
         if cmd:
@@ -123,7 +125,9 @@ class Images:
     def push(self, repo: str, tag: str) -> str:
         """Push and return the manifest digest the registry reports."""
         digest = None
-        for line in self.client.images.push(f"{self.registry}/{repo}", tag=tag, stream=True, decode=True):
+        for line in self.client.images.push(
+            f"{self.registry}/{repo}", tag=tag, stream=True, decode=True
+        ):
             if "error" in line:
                 raise RuntimeError(line["error"])
             digest = (line.get("aux") or {}).get("Digest", digest)
@@ -164,7 +168,16 @@ class AutodockServer:
         path.write_text(yaml.safe_dump(cfg))
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "autodock.cli", "serve", "--config", str(path), "--log-level", "DEBUG"],
+            [
+                sys.executable,
+                "-m",
+                "autodock.cli",
+                "serve",
+                "--config",
+                str(path),
+                "--log-level",
+                "DEBUG",
+            ],
             stdout=log,
             stderr=log,
             env={**os.environ, **self.env},
@@ -194,7 +207,9 @@ class AutodockServer:
             except subprocess.TimeoutExpired:
                 self.kill9()
 
-    def post(self, path: str, body: Any, *, auth: tuple[str, str] | None = TEST_AUTH, **kw: Any) -> httpx.Response:
+    def post(
+        self, path: str, body: Any, *, auth: tuple[str, str] | None = TEST_AUTH, **kw: Any
+    ) -> httpx.Response:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         return httpx.post(f"{self.url}{path}", content=data, auth=auth, timeout=10, **kw)
 
@@ -203,7 +218,9 @@ class AutodockServer:
         r.raise_for_status()
         return list(r.json()["deploys"])
 
-    def wait_final(self, count: int = 1, timeout: float = 90, **params: Any) -> list[dict[str, Any]]:
+    def wait_final(
+        self, count: int = 1, timeout: float = 90, **params: Any
+    ) -> list[dict[str, Any]]:
         """Wait until at least ``count`` deploys (matching params) exist and all are final."""
 
         def done():
@@ -215,14 +232,22 @@ class AutodockServer:
         return wait_for(done, timeout=timeout, interval=0.5, what=f"{count} final deploys {params}")
 
 
-def dockerhub_payload(repo: str, tag: str, pusher: str = "ci-bot", callback: str | None = None) -> dict[str, Any]:
+def dockerhub_payload(
+    repo: str, tag: str, pusher: str = "ci-bot", callback: str | None = None
+) -> dict[str, Any]:
     namespace, _, name = repo.rpartition("/")
-    body = json.loads((ROOT.parent / "shared/payloads/dockerhub-push.json").read_text()) if (
-        ROOT.parent / "shared/payloads/dockerhub-push.json"
-    ).exists() else {"push_data": {}, "repository": {}}
+    body = (
+        json.loads((ROOT.parent / "shared/payloads/dockerhub-push.json").read_text())
+        if (ROOT.parent / "shared/payloads/dockerhub-push.json").exists()
+        else {"push_data": {}, "repository": {}}
+    )
     body["push_data"].update({"tag": tag, "pusher": pusher, "pushed_at": int(time.time())})
-    body["repository"].update({"repo_name": repo, "name": name, "namespace": namespace, "owner": namespace})
-    body["callback_url"] = callback or f"https://registry.hub.docker.com/u/{repo}/hook/{uuid.uuid4().hex}/"
+    body["repository"].update(
+        {"repo_name": repo, "name": name, "namespace": namespace, "owner": namespace}
+    )
+    body["callback_url"] = (
+        callback or f"https://registry.hub.docker.com/u/{repo}/hook/{uuid.uuid4().hex}/"
+    )
     return body
 
 
@@ -234,8 +259,16 @@ def create_service(client: docker.DockerClient, name: str, image: str, **kw: Any
         image,
         name=name,
         labels=kw.pop("labels", None) or {},
-        update_config=UpdateConfig(parallelism=1, delay=0, monitor=1_000_000_000, failure_action=kw.pop("failure_action", "pause"), order="stop-first"),
-        restart_policy=RestartPolicy(condition="on-failure", delay=500_000_000, max_attempts=kw.pop("max_attempts", 3)),
+        update_config=UpdateConfig(
+            parallelism=1,
+            delay=0,
+            monitor=1_000_000_000,
+            failure_action=kw.pop("failure_action", "pause"),
+            order="stop-first",
+        ),
+        restart_policy=RestartPolicy(
+            condition="on-failure", delay=500_000_000, max_attempts=kw.pop("max_attempts", 3)
+        ),
         stop_grace_period=1_000_000_000,
         endpoint_spec=kw.pop("endpoint_spec", EndpointSpec()),
         **kw,
