@@ -160,7 +160,9 @@ def test_proxy_sync_follows_services_coming_and_going(stage):
             constraints=["node.role==manager"],
             endpoint_spec=docker.types.EndpointSpec(mode="dnsrr"),
         )
+        t0 = time.monotonic()
         wait_for(lambda: routed_to(WORKER, host) == name, timeout=90, what="route added")
+        print(f"route added after {time.monotonic() - t0:.1f}s")
         wait_for(lambda: routed_to(MANAGER, host) == name, timeout=60, what="route on manager")
         stage.services.get(name).remove()
         wait_for(
@@ -168,6 +170,7 @@ def test_proxy_sync_follows_services_coming_and_going(stage):
             timeout=90,
             what="route removed",
         )
+        print(f"route removed after {time.monotonic() - t0:.1f}s")
     finally:
         loop.call_soon_threadsafe(task.cancel)
         runner.join(10)

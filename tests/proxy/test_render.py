@@ -150,3 +150,21 @@ def test_nginx_test_rejects_broken_config():
 def test_public_names():
     render_mod = importlib.import_module("autodock.proxy.render")
     assert set(render_mod.__all__) >= {"render", "routes_from_services", "config_hash"}
+
+
+@needs_nginx
+def test_render_cli_from_a_services_file(tmp_path):
+    from click.testing import CliRunner
+
+    from autodock.proxy.cli import proxy
+
+    services = tmp_path / "services.yml"
+    services.write_text(
+        "- {name: web, labels: {autodock.proxy.host: web.local}}\n"
+        "- {name: bad, labels: {autodock.proxy.port: nope}}\n"
+    )
+    out = tmp_path / "nginx.conf"
+    result = CliRunner().invoke(proxy, ["render", "--services", str(services), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "server_name web.local;" in out.read_text()
+    assert "bad: invalid port 'nope'" in result.output

@@ -56,12 +56,12 @@ def down(keep_data: bool) -> None:
 
 
 @lab.command()
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 8))
-def status(workers: int) -> None:
+@click.option("--workers", type=click.IntRange(1, 8), help="[as many as `up` made]")
+def status(workers: int | None) -> None:
     """Show each node's engine and swarm state; exit 1 unless everything is up."""
     from .runtime import Lab
 
-    lab_ = Lab(LabLayout(workers=workers))
+    lab_ = Lab(LabLayout(workers=workers or Lab.recorded_workers()))
     st = lab_.status()
     for node in st.nodes:
         state = "engine up" if node.engine else node.detail

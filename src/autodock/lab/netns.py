@@ -88,7 +88,8 @@ def spawn_in_netns(
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=log,
-        preexec_fn=_enter(netns_path, hostname),  # noqa: PLW1509 - we fork before any threads
+        # preexec_fn is unsafe only with threads holding locks; daemons start before any.
+        preexec_fn=_enter(netns_path, hostname),
         start_new_session=True,
     )
 

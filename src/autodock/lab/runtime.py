@@ -105,11 +105,19 @@ class Lab:
 
     # ------------------------------------------------------------------ up
 
+    @classmethod
+    def recorded_workers(cls, layout: LabLayout | None = None) -> int:
+        """How many workers the last `up` made (1 when nothing is recorded)."""
+        return int(cls(layout)._state().get("workers", 1))
+
     def up(self) -> LabStatus:
         for path in (self.layout.run_dir, self.layout.data_dir):
             if not path.exists():
                 path.mkdir(parents=True)
                 self._remember("dirs", str(path))
+        state = self._state()
+        state["workers"] = max(int(state.get("workers", 0)), self.layout.workers)
+        self._save(state)
         self._network()
         for node in self.layout.nodes:
             self._engine(node)

@@ -110,10 +110,14 @@ def add_service(
         except LookupError as exc:
             say(f"no proxy: {exc}; the route takes effect when a proxy syncs")
     networks = list(req.networks)
-    if not networks and proxy is not None:
-        # Share the proxy's overlay so it can resolve and reach the new service.
-        networks = _proxy_networks(client, proxy)
-        say(f"joining the proxy's network(s): {', '.join(networks) or '-'}")
+    if proxy is not None:
+        proxy_networks = _proxy_networks(client, proxy)
+        if not networks:
+            # Share the proxy's overlay so it can resolve and reach the new service.
+            networks = proxy_networks
+            say(f"joining the proxy's network(s): {', '.join(networks) or '-'}")
+        elif not set(networks) & set(proxy_networks):
+            say(f"warning: the proxy is on {', '.join(proxy_networks)}, not on any of these")
     secrets = [
         SecretReference(s.id, s.name)
         for s in (_lookup("secret", client.secrets.get, n) for n in req.secrets)
