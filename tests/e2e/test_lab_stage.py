@@ -99,31 +99,19 @@ def test_service_add_makes_a_new_service_reachable(lab, stage, monkeypatch):
     name = f"onboard-{uuid.uuid4().hex[:6]}"
     host = f"{name}.stage.local"
     monkeypatch.setenv("DOCKER_HOST", lab.layout.manager.docker_host)
+    secret = stage.secrets.create(name=f"{name}-token", data=b"s3cret")
+    argv = ["add", name, "--image", f"{lab.layout.registry}/{WHOAMI_IMAGE}"]
+    argv += ["--node", "worker", "--host", host, "--secret", f"{name}-token"]
+    argv += ["-e", "SERVICE_NAME={{.Service.Name}}", "-e", "NODE_NAME={{.Node.Hostname}}"]
     try:
-        result = CliRunner().invoke(
-            service,
-            [
-                "add",
-                name,
-                "--image",
-                f"{lab.layout.registry}/{WHOAMI_IMAGE}",
-                "--node",
-                "worker",
-                "--host",
-                host,
-                "-e",
-                "SERVICE_NAME={{.Service.Name}}",
-                "-e",
-                "NODE_NAME={{.Node.Hostname}}",
-                "--timeout",
-                "90",
-            ],  # fmt: skip
-        )
+        result = CliRunner().invoke(service, [*argv, "--timeout", "90"])
         assert result.exit_code == 0, result.output
         assert "/autodock/v1/" in result.output and "/hooks/registry" in result.output
         labels = stage.services.get(name).attrs["Spec"]["Labels"]
         assert labels["autodock.repo"] == "lab/whoami"
         assert labels["autodock.proxy.host"] == host
+        spec = stage.services.get(name).attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
+        assert [s["SecretName"] for s in spec["Secrets"]] == [f"{name}-token"]
         tasks = stage.services.get(name).tasks(filters={"desired-state": "running"})
         assert [node_names(stage)[t["NodeID"]] for t in tasks] == ["adl-w1"]
         # The manager's port 80 reaches it on the worker, with no further step.
@@ -132,6 +120,17 @@ def test_service_add_makes_a_new_service_reachable(lab, stage, monkeypatch):
         assert body.startswith(f"service={name} node=adl-w1 ")
     finally:
         remove_service(stage, name)
+        wait_for(lambda: _removed(secret), timeout=30, what="secret removed")
+
+
+def _removed(secret) -> bool:
+    try:
+        secret.remove()
+    except docker.errors.NotFound:
+        return True
+    except docker.errors.APIError:
+        return False  # still in use while the service goes away
+    return True
 
 
 def test_proxy_sync_follows_services_coming_and_going(stage):

@@ -150,12 +150,13 @@ def add_service(
     result: dict[str, Any] = {"id": svc.id, "labels": labels, "proxy": None, "answer": None}
     if proxy is not None:
         result["proxy"] = proxy["Spec"]["Name"]
+        before = proxy_endpoints(client, proxy)  # before the roll takes tasks away
         if sync_proxy:
             from ..proxy.sync import ProxySync
 
             synced = ProxySync(client, proxy_service=proxy["ID"]).sync_once()
             say(f"proxy config {synced.config_name} ({synced.routes} routes)")
-        result["answer"] = _wait_through_proxy(client, proxy, req, timeout, say)
+        result["answer"] = _wait_through_proxy(client, proxy, req, before, timeout, say)
     return result
 
 
@@ -228,10 +229,14 @@ def _wait_through_proxy(
     client: docker.DockerClient,
     proxy: dict[str, Any],
     req: ServiceRequest,
+    known: list[tuple[str, int]],
     timeout: float,
     say: Any,
 ) -> str | None:
-    if not proxy_endpoints(client, proxy):
+    # A node whose proxy task is being replaced (stop-first) briefly has no task wanted
+    # running: keep every node ever seen, or a half-rolled proxy would look done.
+    endpoints = set(known) | set(proxy_endpoints(client, proxy))
+    if not endpoints:
         say("the proxy publishes no host-mode port for 80: not checking the route")
         return None
     host = req.hosts[0] if req.hosts else None
@@ -240,7 +245,8 @@ def _wait_through_proxy(
     last = ""
     while time.monotonic() < deadline:
         answers = []
-        for addr, port in proxy_endpoints(client, proxy):
+        endpoints |= set(proxy_endpoints(client, proxy))
+        for addr, port in sorted(endpoints):
             try:
                 status, body, routed_to = http_get(addr, port, host, path)
             except OSError as exc:
