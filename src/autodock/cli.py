@@ -37,6 +37,7 @@ LAZY_GROUPS = {
     "db": ("autodock.db.cli", "db", "Clone PostgreSQL data from production to stage."),
     "parity": ("autodock.db.cli", "parity", "Compare stage with production: services and DBs."),
     "notify": ("autodock.notify.cli", "notify", "Notification channels: send a test message."),
+    "service": ("autodock.lab.service_add", "service", "Add a service to stage in one step."),
 }
 
 

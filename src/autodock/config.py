@@ -236,6 +236,16 @@ class Rule(_Model):
         return out
 
 
+class ProxySettings(_Model):
+    """Keep the nginx proxy's config current from service labels (autodock.proxy.*)."""
+
+    enabled: bool = False
+    service: str | None = Field(
+        None, description="default: the service labelled autodock.proxy.role=proxy"
+    )
+    interval: float = Field(5.0, gt=0)
+
+
 class Discovery(_Model):
     labels: bool = Field(True, description="deploy services labelled autodock.repo=org/app")
     refresh_seconds: float = Field(5.0, gt=0)
@@ -363,6 +373,7 @@ class Config(_Model):
     tls_key: Path | None = None
     registries: dict[str, RegistryCredentials] = Field(default_factory=dict)
     discovery: Discovery = Discovery()
+    proxy: ProxySettings = ProxySettings()
     api: ApiConfig = ApiConfig()
     rules: list[Rule] = Field(default_factory=list)
     db_clone: dict[str, Any] | None = Field(

@@ -104,6 +104,8 @@ def create_app(ctx: AppContext, *, run_worker: bool = True) -> FastAPI:
             tasks.append(asyncio.create_task(ctx.worker.run()))
         if run_worker and ctx.outbox is not None:
             tasks.append(asyncio.create_task(ctx.outbox.run()))
+        if run_worker and ctx.config.proxy.enabled:
+            tasks.append(asyncio.create_task(_run_proxy_sync(ctx)))
         if run_worker and ctx.config.db_clone:
             tasks.append(asyncio.create_task(_run_clone_schedule(ctx)))
         try:
@@ -133,6 +135,19 @@ def create_app(ctx: AppContext, *, run_worker: bool = True) -> FastAPI:
     app.include_router(notify_api.router)
     app.include_router(push_status.router)
     return app
+
+
+async def _run_proxy_sync(ctx: AppContext) -> None:
+    """Services appear, change or go: the proxy's nginx config follows their labels."""
+    from .proxy.sync import ProxySync
+
+    connection = ctx.index.connection
+    assert connection is not None
+    settings = ctx.config.proxy
+    sync = ProxySync(
+        lambda: connection.client, proxy_service=settings.service, interval=settings.interval
+    )
+    await sync.run()
 
 
 async def _run_clone_schedule(ctx: AppContext) -> None:
