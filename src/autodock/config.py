@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
@@ -26,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from .cron import Cron
 from .exceptions import ConfigError
 from .intake.policy import EndpointAuth, WebhookSecurity
 from .reference import is_valid_repo
@@ -195,6 +197,27 @@ class Rule(_Model):
         description="the rule's services form one release: when one fails, the others "
         "that this push updated roll back too",
     )
+    approval: bool = Field(False, description="pushes wait as awaiting_approval")
+    window: str | list[str] | None = Field(
+        None, description="cron expression(s) of the minutes deploys may run"
+    )
+    timezone: str = Field("UTC", description="IANA zone the window is read in")
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, v: str | list[str] | None) -> str | list[str] | None:
+        for expr in [v] if isinstance(v, str) else v or []:
+            Cron.parse(expr)  # CronError is a ValueError: reported with its line
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}: use an IANA name (Europe/Berlin)") from None
+        return v
 
     @field_validator("services")
     @classmethod

@@ -40,6 +40,11 @@ def plan(
             deploy = _plan_action(rule.display_name, index, action, event, values, config)
             if deploy is not None and rule.group and deploy.kind == "service":
                 deploy.action["group"] = rule.group
+            if deploy is not None and rule.approval:
+                deploy.action["approval"] = True
+            if deploy is not None and rule.window:
+                windows = [rule.window] if isinstance(rule.window, str) else rule.window
+                deploy.action["window"] = {"cron": windows, "tz": rule.timezone}
             if deploy is not None:
                 planned.setdefault(deploy.target_key, deploy)
     if config.discovery.labels:

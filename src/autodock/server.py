@@ -31,7 +31,7 @@ from .models import DeployRecord, DeployStatus
 from .notify import api as notify_api
 from .notify.outbox import attach_outbox
 from .store import open_store
-from .web import api, push_status
+from .web import api, approvals, push_status
 from .web.events import Broadcaster, PublishingStore
 from .worker import Worker
 
@@ -134,6 +134,7 @@ def create_app(ctx: AppContext, *, run_worker: bool = True) -> FastAPI:
     app.include_router(api.router)
     app.include_router(notify_api.router)
     app.include_router(push_status.router)
+    app.include_router(approvals.router)
     return app
 
 

@@ -24,6 +24,7 @@ from .models import DeployRecord, DeployResult, DeployStatus
 from .notify.records import NotificationBuilder
 from .reference import short_digest
 from .store import Store
+from .windows import window_hold
 
 __all__ = ["Worker"]
 
@@ -52,6 +53,7 @@ class Worker:
         max_backoff: float = 300.0,
         owner: str | None = None,
         exclusive_store: bool = True,
+        clock: Callable[[], float] = time.time,
     ):
         self.store = store
         self.executors = executors
@@ -62,6 +64,7 @@ class Worker:
         self.max_backoff = max_backoff
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
         self.exclusive_store = exclusive_store
+        self.clock = clock  # injectable: deploy windows are tested with a fake clock
         self.listeners: list[Listener] = []
         self.started_listeners: list[Listener] = []
         # Builds the outbox rows that commit in the same transaction as each result.
@@ -75,7 +78,7 @@ class Worker:
 
     async def run(self) -> None:
         recovered = await asyncio.to_thread(
-            self.store.recover, time.time(), all_running=self.exclusive_store
+            self.store.recover, self.clock(), all_running=self.exclusive_store
         )
         if recovered:
             log.warning("recovered %d deploy(s) interrupted by a previous stop", len(recovered))
@@ -97,14 +100,14 @@ class Worker:
         while not self._stopping:
             await asyncio.sleep(self.lease_seconds / 2)
             with contextlib.suppress(Exception):
-                if await asyncio.to_thread(self.store.recover, time.time()):
+                if await asyncio.to_thread(self.store.recover, self.clock()):
                     self.wake()
 
     async def _loop(self, index: int) -> None:
         while not self._stopping:
             try:
                 job = await asyncio.to_thread(
-                    self.store.claim, self.owner, self.lease_seconds, time.time()
+                    self.store.claim, self.owner, self.lease_seconds, self.clock()
                 )
             except Exception:
                 log.exception("claiming work failed; retrying in 1s")
@@ -126,7 +129,7 @@ class Worker:
         due = await asyncio.to_thread(self.store.next_due)
         if due is None:
             return 1.0
-        return min(1.0, max(0.05, due - time.time()))
+        return min(1.0, max(0.05, due - self.clock()))
 
     async def _execute(self, job: DeployRecord) -> None:
         self.active[job.id] = job
@@ -148,7 +151,7 @@ class Worker:
                 return  # retried later
             extra = {"notifications": self.outbox} if self.outbox is not None else {}
             finish = functools.partial(self.store.finish, **extra)
-            await self._store_write(job, finish, job.id, self.owner, result, time.time())
+            await self._store_write(job, finish, job.id, self.owner, result, self.clock())
             self._log_result(job, result, time.monotonic() - started)
             record = await asyncio.to_thread(self.store.get_deploy, job.id)
             if record is not None:
@@ -162,7 +165,13 @@ class Worker:
             self.wake()
 
     async def _outcome(self, job: DeployRecord, progress: ProgressCallback) -> DeployResult | None:
-        """Run the executor; None when the deploy was put back for a retry."""
+        """Run the executor; None when the deploy was put back (retry, or window closed)."""
+        held = window_hold(job.action.get("window"), self.clock())
+        if held is not None:
+            until, reason = held
+            await self._store_write(job, self.store.defer, job.id, self.owner, until, reason)
+            log.info("%s: %s", job.target, reason)
+            return None
         if job.action.get("group"):
             broken = await asyncio.to_thread(failed_sibling, self.store, job)
             if broken is not None:
@@ -178,7 +187,7 @@ class Worker:
                 delay = min(self.max_backoff, self.retry_backoff * 2 ** (job.attempts - 1))
                 delay *= random.uniform(0.8, 1.2)
                 await self._store_write(
-                    job, self.store.retry_later, job.id, self.owner, time.time() + delay, str(exc)
+                    job, self.store.retry_later, job.id, self.owner, self.clock() + delay, str(exc)
                 )
                 log.warning(
                     "%s: %s; retry %d/%d in %.1fs",
@@ -200,7 +209,7 @@ class Worker:
 
     async def _release_group(self, record: DeployRecord) -> None:
         try:
-            ids = await asyncio.to_thread(rollback_siblings, self.store, record, time.time())
+            ids = await asyncio.to_thread(rollback_siblings, self.store, record, self.clock())
         except Exception:
             log.exception("could not queue the rollback of group %s", record.action["group"])
             return
@@ -233,7 +242,7 @@ class Worker:
             await asyncio.sleep(self.lease_seconds / 3)
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(
-                    self.store.heartbeat, deploy_id, self.owner, time.time() + self.lease_seconds
+                    self.store.heartbeat, deploy_id, self.owner, self.clock() + self.lease_seconds
                 )
 
     @staticmethod

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 from urllib.parse import quote
@@ -162,3 +163,48 @@ def retry(url: str, token: str | None, deploy_id: int) -> None:
 
 
 COMMANDS = [status, rollback, pause, resume, retry]
+
+
+@click.command()
+@_server_options
+@click.argument("deploy_id", type=int)
+@click.option(
+    "--by", default=lambda: os.environ.get("USER", "cli"), help="Recorded as the approver."
+)
+def approve(url: str, token: str | None, deploy_id: int, by: str) -> None:
+    """Let deploy DEPLOY_ID, awaiting approval, run."""
+    reply = _call("POST", url, f"/api/v1/deploys/{deploy_id}/approve", token, json={"by": by})
+    click.echo(f"deploy {deploy_id} ({reply.get('target')}): approved by {by}; queued")
+
+
+@click.command()
+@_server_options
+@click.argument("deploy_id", type=int)
+@click.option(
+    "--by", default=lambda: os.environ.get("USER", "cli"), help="Recorded as who refused."
+)
+def reject(url: str, token: str | None, deploy_id: int, by: str) -> None:
+    """Refuse deploy DEPLOY_ID, awaiting approval."""
+    _call("POST", url, f"/api/v1/deploys/{deploy_id}/reject", token, json={"by": by})
+    click.echo(f"deploy {deploy_id}: rejected by {by}")
+
+
+@click.command()
+@_server_options
+@click.argument("state", type=click.Choice(["on", "off", "status"]))
+@click.option("--reason", help="Shown with the freeze (e.g. 'release day').")
+def freeze(url: str, token: str | None, state: str, reason: str | None) -> None:
+    """Freeze deploys (pushes are still recorded and coalesce; the latest deploys on
+    thaw), thaw them, or show the state."""
+    if state == "status":
+        reply = _call("GET", url, "/api/v1/freeze", token)
+    else:
+        body = {"on": state == "on", "reason": reason, "by": os.environ.get("USER")}
+        reply = _call("POST", url, "/api/v1/freeze", token, json=body)
+    if reply["frozen"]:
+        click.echo(f"frozen: {reply.get('reason') or 'no reason given'}")
+    else:
+        click.echo("not frozen: deploys run")
+
+
+COMMANDS += [approve, reject, freeze]
