@@ -259,6 +259,27 @@ class Rule(_Model):
         return out
 
 
+class SlackApp(_Model):
+    """A Slack app whose buttons (Approve, Reject, Revert) call /hooks/slack/actions;
+    requests are verified with the app's signing secret."""
+
+    signing_secret: SecretStr | None = None
+    signing_secret_env: str | None = None
+    signing_secret_file: Path | None = None
+
+    def resolve_secret(self) -> str | None:
+        if self.signing_secret is not None:
+            return self.signing_secret.get_secret_value() or None
+        if self.signing_secret_env:
+            return os.environ.get(self.signing_secret_env) or None
+        if self.signing_secret_file:
+            try:
+                return self.signing_secret_file.read_text().strip() or None
+            except OSError as exc:
+                raise ConfigError(f"cannot read signing_secret_file: {exc.strerror}") from exc
+        return None
+
+
 class ProxySettings(_Model):
     """Keep the nginx proxy's config current from service labels (autodock.proxy.*)."""
 
@@ -276,7 +297,7 @@ class Discovery(_Model):
 
 # Notifications (issue #3): channels by name, routed per rule (``notify:``) or by
 # ``default_notify``. Secrets resolve at send time so they never reach the store.
-NotifyEventName = Literal["started", "succeeded", "failed", "rolled_back"]
+NotifyEventName = Literal["started", "succeeded", "failed", "rolled_back", "awaiting_approval"]
 
 
 class NotifierConfig(_Model):
@@ -285,7 +306,7 @@ class NotifierConfig(_Model):
     type: Literal["slack", "webhook", "dockerhub"]
     enabled: bool = True
     events: list[NotifyEventName] = Field(
-        default_factory=lambda: ["succeeded", "failed", "rolled_back"],
+        default_factory=lambda: ["succeeded", "failed", "rolled_back", "awaiting_approval"],
         description="which deploy events to send; 'started' is opt-in",
     )
     url: SecretStr | None = Field(None, description="incoming-webhook / endpoint URL")
@@ -407,6 +428,7 @@ class Config(_Model):
     default_notify: list[str] = Field(default_factory=list)
     outbox: OutboxSettings = OutboxSettings()
     public_url: str | None = Field(None, description="dashboard base URL, linked from messages")
+    slack_app: SlackApp | None = Field(None, description="interactive Slack buttons")
 
     @model_validator(mode="after")
     def _known_notifiers(self) -> Config:

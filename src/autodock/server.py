@@ -29,6 +29,7 @@ from .intake.guard import ApiGate, WebhookGuard, secret_env_names
 from .intake.parsers import PARSERS
 from .models import DeployRecord, DeployStatus
 from .notify import api as notify_api
+from .notify import slack_actions
 from .notify.outbox import attach_outbox
 from .store import open_store
 from .web import api, approvals, push_status
@@ -135,6 +136,7 @@ def create_app(ctx: AppContext, *, run_worker: bool = True) -> FastAPI:
     app.include_router(notify_api.router)
     app.include_router(push_status.router)
     app.include_router(approvals.router)
+    app.include_router(slack_actions.router)
     return app
 
 

@@ -110,6 +110,9 @@ async def _accept(request: Request, source: str) -> JSONResponse:
         )
     if any(r["deploys"] for r in results) and ctx.worker is not None:
         ctx.worker.wake()
+    waiting = [d for r in results for d in r["deploys"] if r["status"] == "accepted"]
+    if ctx.outbox is not None and waiting and any(rule.approval for rule in ctx.config.rules):
+        await ctx.outbox.on_awaiting_approval(waiting)
     reply: dict[str, Any] = {"events": results, "skipped": skipped}
     if len(results) == 1:
         reply.update(results[0])

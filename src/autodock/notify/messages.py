@@ -49,7 +49,17 @@ _TITLES = {
     "deploy.succeeded": ("✅", "Deploy succeeded", "#2eb67d"),
     "deploy.failed": ("❌", "Deploy failed", "#e01e5a"),
     "deploy.rolled_back": ("↩️", "Deploy rolled back", "#ecb22e"),
+    "deploy.awaiting_approval": ("✋", "Deploy awaiting approval", "#ecb22e"),
     "test": ("🔔", "Test message", "#439fe0"),
+}
+
+
+_BUTTONS = {
+    "deploy.succeeded": [("Revert", "danger", "autodock_revert")],
+    "deploy.awaiting_approval": [
+        ("Approve", "primary", "autodock_approve"),
+        ("Reject", "danger", "autodock_reject"),
+    ],
 }
 
 
@@ -150,7 +160,7 @@ def _took(seconds: float | None) -> str:
 
 
 def slack_payload(
-    record: DeployRecord, event: str, public_url: str | None = None
+    record: DeployRecord, event: str, public_url: str | None = None, interactive: bool = False
 ) -> dict[str, Any]:
     """Blocks inside an attachment (so the message gets a result colour), with a text
     fallback for notifications and clients that show no blocks."""
@@ -196,6 +206,21 @@ def slack_payload(
     if d["url"]:
         context += f" · <{d['url']}|open in autodock>"
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
+    buttons = _BUTTONS.get(event, []) if interactive else []
+    if event == "deploy.succeeded" and record.kind != "service":
+        buttons = []  # only a service has an image to go back to
+    if buttons:  # handled by /hooks/slack/actions (notify/slack_actions.py)
+        elements = [
+            {
+                "type": "button",
+                "text": {"type": "plain_text", "text": label},
+                "style": style,
+                "action_id": action_id,
+                "value": str(record.id),
+            }
+            for label, style, action_id in buttons
+        ]
+        blocks.append({"type": "actions", "elements": elements})
     return {
         "text": fallback,
         "attachments": [{"color": color, "fallback": fallback, "blocks": blocks}],
@@ -261,13 +286,18 @@ def _for_channels(
         cfg = config.notifiers.get(name)
         if cfg is None or not cfg.enabled or cfg.type == "dockerhub" or short not in cfg.events:
             continue
-        build = slack_payload if cfg.type == "slack" else webhook_payload
+        if cfg.type == "slack":
+            payload = slack_payload(
+                record, event, config.public_url, interactive=config.slack_app is not None
+            )
+        else:
+            payload = webhook_payload(record, event, config.public_url)
         out.append(
             NewNotification(
                 channel=name,
                 kind=cfg.type,
                 event=event,
-                payload=build(record, event, config.public_url),
+                payload=payload,
                 deploy_id=record.id,
                 event_id=record.event_id,
             )
@@ -310,6 +340,11 @@ def started_notifications(config: Config, record: DeployRecord) -> list[NewNotif
     if record.attempts > 1:
         return []
     return _for_channels(config, record, "deploy.started", "started")
+
+
+def approval_notifications(config: Config, record: DeployRecord) -> list[NewNotification]:
+    """``deploy.awaiting_approval``: who must act, with Approve/Reject buttons on Slack."""
+    return _for_channels(config, record, "deploy.awaiting_approval", "awaiting_approval")
 
 
 def test_notifications(config: Config, names: list[str]) -> list[NewNotification]:

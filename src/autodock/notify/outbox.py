@@ -22,7 +22,12 @@ from ..config import Config, NotifierConfig
 from ..models import DeployRecord
 from .delivery import Outcome, scrub
 from .hub_callback import send_hub_callback
-from .messages import build_notifications, hub_channel, started_notifications
+from .messages import (
+    approval_notifications,
+    build_notifications,
+    hub_channel,
+    started_notifications,
+)
 from .records import NewNotification, Notification
 from .slack import send_slack
 from .webhook import send_webhook
@@ -140,6 +145,17 @@ class OutboxSender:
 
     async def on_started(self, record: DeployRecord) -> None:
         items = started_notifications(self.config, record)
+        if items:
+            await asyncio.to_thread(self.store.enqueue_notifications, items, time.time())
+            self.wake()
+
+    async def on_awaiting_approval(self, deploy_ids: list[int]) -> None:
+        """Tell people a push waits for them (called by intake after it recorded one)."""
+        items = []
+        for deploy_id in deploy_ids:
+            record = await asyncio.to_thread(self.store.get_deploy, deploy_id)
+            if record is not None and record.status.value == "awaiting_approval":
+                items += approval_notifications(self.config, record)
         if items:
             await asyncio.to_thread(self.store.enqueue_notifications, items, time.time())
             self.wake()
