@@ -11,7 +11,7 @@ deploys finishing at once still see each other.
 from __future__ import annotations
 
 from .models import DeployRecord, DeployStatus, PlannedDeploy, PushEvent
-from .reference import InvalidReference, parse_image
+from .reference import InvalidReference
 from .store import DeployFilter, Store
 
 __all__ = ["failed_sibling", "rollback_siblings"]
@@ -51,19 +51,15 @@ def rollback_siblings(store: Store, record: DeployRecord, now: float) -> list[in
         if not deploy.old_image:
             continue
         try:
-            ref = parse_image(deploy.old_image)
+            event = PushEvent.of_image(
+                deploy.old_image,
+                "rollback",
+                pusher=deploy.pusher,
+                # Both sides of a race may ask; the store records the rollback once.
+                delivery_id=f"group-rollback:{deploy.id}",
+            )
         except InvalidReference:
             continue
-        event = PushEvent(
-            source="rollback",
-            repo=ref.path,
-            tag=ref.tag or "latest",
-            registry=ref.domain,
-            digest=ref.digest,
-            pusher=deploy.pusher,
-            # Both sides of a race may ask; the store records the rollback once.
-            delivery_id=f"group-rollback:{deploy.id}",
-        )
         planned = PlannedDeploy(
             rule=f"group:{deploy.action['group']}",
             kind="service",

@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from .reference import parse_image
+
 __all__ = [
     "WAITING",
     "DeployRecord",
@@ -61,6 +63,28 @@ class PushEvent:
     pushed_at: float | None = None
     delivery_id: str | None = None
     callback_url: str | None = None
+
+    @classmethod
+    def of_image(
+        cls,
+        image: str,
+        source: str,
+        *,
+        pusher: str | None = None,
+        delivery_id: str | None = None,
+    ) -> PushEvent:
+        """The event that puts ``image`` (``[host/]org/app[:tag][@digest]``) in place: for
+        rollbacks and reverts. Raises InvalidReference for a malformed image."""
+        ref = parse_image(image)
+        return cls(
+            source=source,
+            repo=ref.path,
+            tag=ref.tag or "latest",
+            registry=ref.domain,
+            digest=ref.digest,
+            pusher=pusher,
+            delivery_id=delivery_id,
+        )
 
     @property
     def namespace(self) -> str:

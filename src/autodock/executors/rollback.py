@@ -8,7 +8,6 @@ waits (like a deploy) until every task runs the previous image.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import docker
@@ -18,7 +17,7 @@ from ..exceptions import DeployError, TransientDeployError
 from ..models import DeployRecord, DeployResult, DeployStatus
 from ..reference import short_digest
 from .base import ProgressCallback
-from .swarm import SwarmExecutor, _digest_of, _engine_call, _failed
+from .swarm import SwarmExecutor, _digest_of, _engine_call
 
 __all__ = ["RollbackExecutor", "previous_image"]
 
@@ -53,8 +52,8 @@ class RollbackExecutor(SwarmExecutor):
         previous_status = (service.get("UpdateStatus") or {}).get("StartedAt")
         await asyncio.to_thread(self._rollback, service)
         timeout = float(deploy.action.get("timeout") or self.default_timeout)
-        outcome = await self._wait_rollback(
-            service["ID"], name, target, previous_status, timeout, progress
+        outcome = await self._wait(
+            service["ID"], name, target, previous_status, timeout, progress, rollback=True
         )
         outcome.old_image, outcome.new_image = current, target
         return outcome
@@ -72,34 +71,3 @@ class RollbackExecutor(SwarmExecutor):
             if exc.status_code == 409 or "out of sequence" in str(exc):
                 raise TransientDeployError(f"service changed during rollback: {exc}") from exc
             raise DeployError(f"rollback rejected: {exc.explanation or exc}") from exc
-
-    async def _wait_rollback(
-        self,
-        service_id: str,
-        name: str,
-        target: str,
-        previous_status: str | None,
-        timeout: float,
-        progress: ProgressCallback,
-    ) -> DeployResult:
-        deadline = time.monotonic() + timeout
-        last = ""
-        while True:
-            snap = await asyncio.to_thread(self._snapshot, service_id, target, previous_status)
-            text = f"{snap.running_new}/{snap.desired} tasks rolled back"
-            if text != last:
-                await progress(text)
-                last = text
-            if snap.state in ("paused", "rollback_paused"):
-                return _failed(f"rollback paused by swarm: {snap.message}", snap)
-            if (
-                snap.state in (None, "rollback_completed", "completed")
-                and snap.running_old == 0
-                and snap.running_new >= snap.desired
-            ):
-                return DeployResult(DeployStatus.SUCCEEDED, output=text)
-            if len(snap.failed_new) >= self.failure_threshold:
-                return _failed(f"{len(snap.failed_new)} tasks of the previous image failed", snap)
-            if time.monotonic() >= deadline:
-                return _failed(f"timed out after {timeout:g}s rolling back {name} ({text})", snap)
-            await asyncio.sleep(self.poll_interval)

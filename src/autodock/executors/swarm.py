@@ -341,33 +341,39 @@ class SwarmExecutor:
         previous_status: str | None,
         timeout: float,
         progress: ProgressCallback,
+        *,
+        rollback: bool = False,
     ) -> DeployResult:
+        """Until every task runs ``new_ref`` and swarm calls the update (or, with
+        ``rollback``, the rollback to it) done; a failed result says why not."""
+        what = "rollback" if rollback else "update"
+        paused = {"paused", "rollback_paused"} if rollback else {"paused"}
+        done = {None, "completed", "rollback_completed"} if rollback else {None, "completed"}
+        image = "previous" if rollback else "new"
+        verb = "rolled back" if rollback else "updated"
         deadline = time.monotonic() + timeout
         last_progress = ""
         while True:
             snap = await asyncio.to_thread(self._snapshot, service_id, new_ref, previous_status)
-            text = f"{snap.running_new}/{snap.desired} tasks updated"
+            text = f"{snap.running_new}/{snap.desired} tasks {verb}"
             if text != last_progress:
                 await progress(text)
                 last_progress = text
-            if snap.state == "paused":
-                return _failed(f"update paused by swarm: {snap.message}", snap)
-            if snap.state in ROLLBACK_STATES:
+            if snap.state in paused:
+                return _failed(f"{what} paused by swarm: {snap.message}", snap)
+            if not rollback and snap.state in ROLLBACK_STATES:
                 return _failed(
                     f"update failed and swarm rolled back ({snap.state}): {snap.message}", snap
                 )
             # "updating" covers swarm's monitor period, when early crashes still count.
-            if (
-                snap.state in (None, "completed")
-                and snap.running_old == 0
-                and snap.running_new >= snap.desired
-            ):
+            if snap.state in done and snap.running_old == 0 and snap.running_new >= snap.desired:
                 return DeployResult(DeployStatus.SUCCEEDED, output=text)
             if len(snap.failed_new) >= self.failure_threshold:
-                return _failed(f"{len(snap.failed_new)} tasks of the new image failed", snap)
+                return _failed(f"{len(snap.failed_new)} tasks of the {image} image failed", snap)
             if time.monotonic() >= deadline:
                 return _failed(
-                    f"timed out after {timeout:g}s waiting for {name} to converge ({text})", snap
+                    f"timed out after {timeout:g}s waiting for the {what} of {name} ({text})",
+                    snap,
                 )
             await asyncio.sleep(self.poll_interval)
 

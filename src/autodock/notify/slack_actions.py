@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 
 from ..context import AppContext
 from ..models import DeployStatus, PlannedDeploy, PushEvent
-from ..reference import InvalidReference, parse_image
+from ..reference import InvalidReference
 
 __all__ = ["router", "slack_signature"]
 
@@ -80,17 +80,9 @@ async def _revert(ctx: AppContext, deploy_id: int, who: str) -> str:
     if record.status is not DeployStatus.SUCCEEDED:
         return f"deploy {deploy_id} is {record.status}; nothing to revert"
     try:
-        ref = parse_image(record.old_image)
+        event = PushEvent.of_image(record.old_image, "manual")
     except InvalidReference:
         return f"deploy {deploy_id}: cannot read its previous image"
-    event = PushEvent(
-        source="manual",
-        repo=ref.path,
-        tag=ref.tag or "latest",
-        registry=ref.domain,
-        digest=ref.digest,
-        pusher=None,
-    )
     planned = PlannedDeploy(
         rule="manual:revert",
         kind="service",

@@ -24,7 +24,7 @@ from ..executors.swarm import _engine_call
 from ..intake.parsers import parse_generic
 from ..models import DeployStatus, PlannedDeploy, PushEvent
 from ..planner import plan
-from ..reference import InvalidReference, parse_image
+from ..reference import InvalidReference
 from .auth import require_action_token
 from .services import rule_names
 
@@ -104,15 +104,7 @@ async def rollback(name: str, request: Request) -> dict[str, Any]:
     if target is None:
         raise HTTPException(409, f"service {name!r} has no previous spec to roll back to")
     try:
-        ref = parse_image(target)
-        event = PushEvent(
-            source="manual",
-            repo=ref.path,
-            tag=ref.tag or "latest",
-            registry=ref.domain,
-            digest=ref.digest,
-            pusher="api:rollback",
-        )
+        event = PushEvent.of_image(target, "manual", pusher="api:rollback")
     except InvalidReference:
         event = PushEvent(source="manual", repo=name, tag="rollback", pusher="api:rollback")
     planned = [
