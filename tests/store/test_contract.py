@@ -407,7 +407,12 @@ def test_postgres_replicas_migrate_once_concurrently(postgres_url):
     try:
         with psycopg.connect(postgres_url) as conn:
             rows = conn.execute("SELECT version, name FROM schema_migrations").fetchall()
-        assert rows == [(1, "0001_init.sql"), (2, "0002_outbox.sql"), (3, "0003_pauses.sql")]
+        assert rows == [
+            (1, "0001_init.sql"),
+            (2, "0002_outbox.sql"),
+            (3, "0003_pauses.sql"),
+            (4, "0004_outbox_lease.sql"),
+        ]
     finally:
         for s in stores:
             s.close()

@@ -5,12 +5,15 @@ result never exists without its messages, and a restart loses nothing: anything 
 ``pending`` is sent when the server comes back (delivery is at least once; receivers
 can de-duplicate on ``X-Autodock-Delivery``). A slow or dead endpoint only delays its
 own messages: each attempt has a timeout and runs in its own task, apart from deploys.
+Replicas sharing a database each run a sender: ``due_notifications`` claims (leases) what
+it returns, so a message in flight at one replica is not handed to another.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -46,8 +49,11 @@ class OutboxStore(Protocol):
     def enqueue_notifications(self, items: list[NewNotification], now: float) -> None: ...
 
     def due_notifications(
-        self, now: float, limit: int, exclude: Any = ()
-    ) -> list[Notification]: ...
+        self, now: float, limit: int, exclude: Any = (), *, lease: float = ...
+    ) -> list[Notification]:
+        """Claim due messages: other replicas on the same database skip them until the
+        attempt is recorded or ``lease`` seconds have passed."""
+        ...
 
     def notification_attempted(
         self,
@@ -133,6 +139,10 @@ class OutboxSender:
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._stopping = False
+        # Claims outlive the slowest attempt several times over: only a replica that
+        # died (or stalled that long) hands its messages to the others.
+        timeouts = [c.timeout for c in config.notifiers.values() if c.timeout]
+        self.lease = max(60.0, 3 * max([self.settings.timeout, *timeouts]))
 
     def wake(self) -> None:
         self._wake.set()
@@ -186,7 +196,10 @@ class OutboxSender:
         room = self.settings.concurrency - len(self._in_flight)
         if room > 0:
             due = await asyncio.to_thread(
-                self.store.due_notifications, time.time(), room, list(self._in_flight)
+                functools.partial(self.store.due_notifications, lease=self.lease),
+                time.time(),
+                room,
+                list(self._in_flight),
             )
             for n in due:
                 self._in_flight[n.id] = asyncio.create_task(self._attempt(client, n))

@@ -14,6 +14,9 @@ this store gets from PostgreSQL locks:
   conflicting claim rolls back and tries again).
 * ``retry_later`` and ``recover`` lock the target too, so a deploy going back to the
   queue and a newer push for its target never both stay queued out of order.
+* The notification outbox (``outbox_sql.OutboxMixin``, the same SQL as SQLite's) claims
+  due messages with ``FOR UPDATE SKIP LOCKED`` and leases them to the replica that
+  sends them, so no two replicas send one message at the same time.
 
 Leases expire as in SQLite: any replica's ``recover(now)`` releases them.
 """
@@ -25,7 +28,8 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import psycopg
@@ -53,6 +57,7 @@ from .base import (
     decision_args,
 )
 from .migrations import migration_scripts, split_statements
+from .outbox_sql import NotificationBuilder, OutboxMixin, new_outbox_owner
 
 __all__ = ["PASSWORD_FILE_ENV", "PostgresStore"]
 
@@ -125,7 +130,12 @@ def _password_from_file(url: str) -> dict[str, str]:
         raise ConfigError(f"{PASSWORD_FILE_ENV}: cannot read {path}: {exc.strerror}") from exc
 
 
-class PostgresStore:
+class PostgresStore(OutboxMixin):
+    # Outbox dialect: replicas claim due messages concurrently; rows another replica is
+    # claiming right now are skipped, not waited for.
+    _ph = "%s"
+    _outbox_lock = " FOR UPDATE OF o SKIP LOCKED"
+
     def __init__(
         self,
         url: str,
@@ -139,6 +149,7 @@ class PostgresStore:
         operation waits for a working connection before it reports StoreUnavailable."""
         self.url = url
         self.name = _redact(url)
+        self._outbox_owner = new_outbox_owner()
         self._timeout = min(checkout_timeout, connect_timeout)
         self._pool = ConnectionPool(
             url,
@@ -210,6 +221,22 @@ class PostgresStore:
             except psycopg.Error as exc:
                 raise StoreError(f"store could not {what}: {exc}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextmanager
+    def _outbox_tx(self) -> Iterator[_Cursor]:
+        """One transaction for the outbox, with ``_run``'s error mapping (no retries:
+        nothing the outbox does waits on a lock in a cycle)."""
+        try:
+            with (
+                self._pool.connection(timeout=self._timeout) as conn,
+                conn.transaction(),
+                conn.cursor() as cur,
+            ):
+                yield _Cursor(cur)
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise StoreUnavailable(f"store cannot reach the outbox: {exc}") from exc
+        except psycopg.Error as exc:
+            raise StoreError(f"store could not update the outbox: {exc}") from exc
 
     def close(self) -> None:
         self._pool.close()
@@ -384,7 +411,16 @@ class PostgresStore:
 
         self._run("record progress", body)
 
-    def finish(self, deploy_id: int, owner: str, result: DeployResult, now: float) -> None:
+    def finish(
+        self,
+        deploy_id: int,
+        owner: str,
+        result: DeployResult,
+        now: float,
+        notifications: NotificationBuilder | None = None,
+    ) -> None:
+        """Record the result; ``notifications`` builds outbox rows committed with it."""
+
         def body(cur: Cursor) -> None:
             cur.execute(
                 "UPDATE deploys SET status = %s, old_image = coalesce(%s, old_image),"
@@ -402,6 +438,10 @@ class PostgresStore:
                     owner,
                 ),
             )
+            if notifications is not None and cur.rowcount == 1:
+                self._write_outbox(
+                    _Cursor(cur), deploy_id, notifications, now, lambda i: self._get(cur, i)
+                )
 
         self._run("finish a deploy", body)
 
@@ -610,6 +650,17 @@ class PostgresStore:
 
 def _pg(sql: str) -> str:
     return sql.replace("?", "%s")
+
+
+class _Cursor:
+    """The outbox's view of a cursor inside a transaction (see ``OutboxCursor``)."""
+
+    def __init__(self, cur: Cursor):
+        self._cur = cur
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        self._cur.execute(sql, args)  # type: ignore[arg-type]
+        return self._cur.fetchall() if self._cur.description else []
 
 
 def _one(cur: Cursor) -> dict[str, Any]:

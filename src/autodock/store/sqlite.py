@@ -11,6 +11,8 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,7 @@ from .base import (
     decision_args,
 )
 from .migrations import migration_scripts
-from .sqlite_outbox import NotificationBuilder, SQLiteOutboxMixin
+from .outbox_sql import NotificationBuilder, OutboxMixin, new_outbox_owner
 
 __all__ = ["SQLiteStore"]
 
@@ -53,8 +55,14 @@ def _bounded(text: str | None) -> str | None:
     return "…(truncated)…\n" + text[-MAX_OUTPUT:]
 
 
-class SQLiteStore(SQLiteOutboxMixin):
+class SQLiteStore(OutboxMixin):
+    # Outbox dialect: every transaction is IMMEDIATE under the store's lock, so a claim
+    # needs no row locks.
+    _ph = "?"
+    _outbox_lock = ""
+
     def __init__(self, path: str | os.PathLike[str]):
+        self._outbox_owner = new_outbox_owner()
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
@@ -106,6 +114,11 @@ class SQLiteStore(SQLiteOutboxMixin):
 
     def _tx(self, *, durable: bool = False) -> _Transaction:
         return _Transaction(self._db if durable else self._work_db, self._lock)
+
+    @contextmanager
+    def _outbox_tx(self) -> Iterator[_Cursor]:
+        with self._tx() as db:
+            yield _Cursor(db)
 
     def close(self) -> None:
         with self._lock:
@@ -314,7 +327,9 @@ class SQLiteStore(SQLiteOutboxMixin):
                 ),
             )
             if notifications is not None and cur.rowcount == 1:
-                self._write_outbox(db, deploy_id, notifications, now)
+                self._write_outbox(
+                    _Cursor(db), deploy_id, notifications, now, lambda i: self._get(db, i)
+                )
 
     def retry_later(self, deploy_id: int, owner: str, not_before: float, error: str) -> None:
         with self._tx() as db:
@@ -492,6 +507,16 @@ def _record(row: sqlite3.Row) -> DeployRecord:
 def _split_sql(sql: str) -> list[str]:
     lines = [ln for ln in sql.splitlines() if not ln.strip().startswith("--")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+class _Cursor:
+    """The outbox's view of a connection inside a transaction (see ``OutboxCursor``)."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self._db = db
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._db.execute(sql, args).fetchall()]
 
 
 class _Transaction:
