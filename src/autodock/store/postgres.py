@@ -39,7 +39,6 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..exceptions import ConfigError, StoreError, StoreUnavailable
 from ..models import (
-    WAITING,
     DeployRecord,
     DeployResult,
     DeployStatus,
@@ -58,6 +57,19 @@ from .base import (
 )
 from .migrations import migration_scripts, split_statements
 from .outbox_sql import NotificationBuilder, OutboxMixin, new_outbox_owner
+from .rows import (
+    DEPLOY_COLUMNS,
+    INSERT_DEPLOY_SQL,
+    INSERT_EVENT_SQL,
+    SUPERSEDE_SQL,
+    bounded,
+    deploy_from_row,
+    deploy_row,
+    event_row,
+    planned_from_row,
+    recovery,
+    supersede_args,
+)
 
 __all__ = ["PASSWORD_FILE_ENV", "PostgresStore"]
 
@@ -66,23 +78,10 @@ log = logging.getLogger("autodock.store.postgres")
 T = TypeVar("T")
 Cursor = psycopg.Cursor[dict[str, Any]]
 
-MAX_OUTPUT = 64 * 1024
 PASSWORD_FILE_ENV = "AUTODOCK_DB_PASSWORD_FILE"  # noqa: S105 - a variable name
 MIGRATION_LOCK = 0x6175746F646F636B  # "autodock"
 RETRIES = 8
 _RETRYABLE = (errors.UniqueViolation, errors.DeadlockDetected, errors.SerializationFailure)
-_DEPLOY_COLUMNS = """
-    d.id, d.event_id, d.rule, d.kind, d.target, d.target_key, d.action, d.status,
-    d.attempts, d.created_at, d.old_image, d.new_image, d.started_at, d.finished_at,
-    d.output, d.error, d.superseded_by, d.progress,
-    e.repo, e.tag, e.digest, e.registry, e.pusher, e.source, e.callback_url
-"""
-
-
-def _bounded(text: str | None) -> str | None:
-    if text is None or len(text) <= MAX_OUTPUT:
-        return text
-    return "…(truncated)…\n" + text[-MAX_OUTPUT:]
 
 
 def _lock_id(name: str) -> int:
@@ -264,24 +263,8 @@ class PostgresStore(OutboxMixin):
             rules = sorted({p.rule for p in planned})
             status = EventStatus.ACCEPTED if planned else EventStatus.IGNORED
             cur.execute(
-                "INSERT INTO events (source, delivery_id, registry, repo, tag, digest, pusher,"
-                " pushed_at, callback_url, received_at, status, matched_rules, payload)"
-                " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING id",
-                (
-                    event.source,
-                    event.delivery_id,
-                    event.registry,
-                    event.repo,
-                    event.tag,
-                    event.digest,
-                    event.pusher,
-                    event.pushed_at,
-                    event.callback_url,
-                    now,
-                    str(status),
-                    json.dumps(rules),
-                    payload,
-                ),
+                _pg(INSERT_EVENT_SQL) + " RETURNING id",
+                event_row(event, status, rules, payload, now),
             )
             event_id = int(_one(cur)["id"])
             deploy_ids = [self._enqueue(cur, event_id, p, now) for p in planned]
@@ -322,32 +305,11 @@ class PostgresStore(OutboxMixin):
     @staticmethod
     def _enqueue(cur: Cursor, event_id: int, p: PlannedDeploy, now: float) -> int:
         cur.execute(
-            "INSERT INTO deploys (event_id, rule, kind, target, target_key, action, status,"
-            " created_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s) RETURNING id",
-            (
-                event_id,
-                p.rule,
-                p.kind,
-                p.target,
-                p.target_key,
-                json.dumps(p.action),
-                str(p.initial_status),
-                now,
-            ),
+            _pg(INSERT_DEPLOY_SQL) + " RETURNING id",
+            deploy_row(event_id, p, now),
         )
         new_id = int(_one(cur)["id"])
-        cur.execute(
-            "UPDATE deploys SET status = %s, superseded_by = %s, finished_at = %s"
-            " WHERE target_key = %s AND status IN (%s, %s) AND id < %s",
-            (
-                str(DeployStatus.SUPERSEDED),
-                new_id,
-                now,
-                p.target_key,
-                *map(str, WAITING),
-                new_id,
-            ),
-        )
+        cur.execute(_pg(SUPERSEDE_SQL), supersede_args(new_id, now, p.target_key))
         return new_id
 
     # ------------------------------------------------------------ queue
@@ -431,8 +393,8 @@ class PostgresStore(OutboxMixin):
                     str(result.status),
                     result.old_image,
                     result.new_image,
-                    _bounded(result.output),
-                    _bounded(result.error),
+                    bounded(result.output),
+                    bounded(result.error),
                     now,
                     deploy_id,
                     owner,
@@ -507,25 +469,8 @@ class PostgresStore(OutboxMixin):
             )
             rows = cur.fetchall()
             for row in rows:
-                rerun = row["kind"] == "service" or json.loads(row["action"]).get("idempotent")
-                if rerun:
-                    cur.execute(
-                        "UPDATE deploys SET status = 'queued', lease_owner = NULL,"
-                        " lease_until = NULL, error = %s WHERE id = %s",
-                        ("interrupted: autodock stopped during this deploy; retrying", row["id"]),
-                    )
-                else:
-                    cur.execute(
-                        "UPDATE deploys SET status = 'failed', lease_owner = NULL,"
-                        " lease_until = NULL, finished_at = %s, error = %s WHERE id = %s",
-                        (
-                            now,
-                            "interrupted: autodock stopped while the command ran; not run "
-                            "again because commands may not be idempotent (set idempotent: true "
-                            "on the action to allow it)",
-                            row["id"],
-                        ),
-                    )
+                statement, values = recovery(row, now)
+                cur.execute(_pg(statement), values)
             return [r["id"] for r in rows]
 
         return self._run("recover leases", body)
@@ -573,13 +518,7 @@ class PostgresStore(OutboxMixin):
             if row is None:
                 return None
             _lock(cur, [row["target_key"]])
-            planned = PlannedDeploy(
-                rule=row["rule"],
-                kind=row["kind"],
-                target=row["target"],
-                target_key=row["target_key"],
-                action=json.loads(row["action"]),
-            )
+            planned = planned_from_row(row)
             return self._enqueue(cur, row["event_id"], planned, now)
 
         return self._run("requeue", body)
@@ -599,26 +538,26 @@ class PostgresStore(OutboxMixin):
     @staticmethod
     def _get(cur: Cursor, deploy_id: int) -> DeployRecord | None:
         cur.execute(
-            f"SELECT {_DEPLOY_COLUMNS} FROM deploys d JOIN events e ON e.id = d.event_id"
+            f"SELECT {DEPLOY_COLUMNS} FROM deploys d JOIN events e ON e.id = d.event_id"
             " WHERE d.id = %s",
             (deploy_id,),
         )
         row = cur.fetchone()
-        return _record(row) if row else None
+        return deploy_from_row(row) if row else None
 
     def get_deploy(self, deploy_id: int) -> DeployRecord | None:
         return self._run("read a deploy", lambda cur: self._get(cur, deploy_id))
 
     def list_deploys(self, flt: DeployFilter) -> list[DeployRecord]:
         where, args = flt.where("%s")
-        sql = f"SELECT {_DEPLOY_COLUMNS} FROM deploys d JOIN events e ON e.id = d.event_id"
+        sql = f"SELECT {DEPLOY_COLUMNS} FROM deploys d JOIN events e ON e.id = d.event_id"
         sql += where
         sql += " ORDER BY d.id DESC LIMIT %s"
         args.append(flt.limit)
 
         def body(cur: Cursor) -> list[DeployRecord]:
             cur.execute(sql, args)  # type: ignore[arg-type]
-            return [_record(r) for r in cur.fetchall()]
+            return [deploy_from_row(r) for r in cur.fetchall()]
 
         return self._run("list deploys", body)
 
@@ -668,10 +607,3 @@ def _one(cur: Cursor) -> dict[str, Any]:
     if row is None:  # pragma: no cover - RETURNING and aggregates always yield a row
         raise StoreError("the database returned no row")
     return row
-
-
-def _record(row: dict[str, Any]) -> DeployRecord:
-    data = dict(row)
-    data["action"] = json.loads(data["action"])
-    data["status"] = DeployStatus(data["status"])
-    return DeployRecord(**data)

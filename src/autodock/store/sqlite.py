@@ -18,7 +18,6 @@ from typing import Any
 
 from ..exceptions import StoreError, StoreUnavailable
 from ..models import (
-    WAITING,
     DeployRecord,
     DeployResult,
     DeployStatus,
@@ -37,22 +36,21 @@ from .base import (
 )
 from .migrations import migration_scripts
 from .outbox_sql import NotificationBuilder, OutboxMixin, new_outbox_owner
+from .rows import (
+    DEPLOY_COLUMNS,
+    INSERT_DEPLOY_SQL,
+    INSERT_EVENT_SQL,
+    SUPERSEDE_SQL,
+    bounded,
+    deploy_from_row,
+    deploy_row,
+    event_row,
+    planned_from_row,
+    recovery,
+    supersede_args,
+)
 
 __all__ = ["SQLiteStore"]
-
-MAX_OUTPUT = 64 * 1024
-_DEPLOY_COLUMNS = """
-    d.id, d.event_id, d.rule, d.kind, d.target, d.target_key, d.action, d.status,
-    d.attempts, d.created_at, d.old_image, d.new_image, d.started_at, d.finished_at,
-    d.output, d.error, d.superseded_by, d.progress,
-    e.repo, e.tag, e.digest, e.registry, e.pusher, e.source, e.callback_url
-"""
-
-
-def _bounded(text: str | None) -> str | None:
-    if text is None or len(text) <= MAX_OUTPUT:
-        return text
-    return "…(truncated)…\n" + text[-MAX_OUTPUT:]
 
 
 class SQLiteStore(OutboxMixin):
@@ -151,13 +149,13 @@ class SQLiteStore(OutboxMixin):
         try:
             with self._tx(durable=True) as db:
                 return [
-                    self._record(db, event, planned, payload, now, dedup_window)
+                    self.deploy_from_row(db, event, planned, payload, now, dedup_window)
                     for event, planned, payload in items
                 ]
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(f"store cannot record events: {exc}") from exc
 
-    def _record(
+    def deploy_from_row(
         self,
         db: sqlite3.Connection,
         event: PushEvent,
@@ -174,24 +172,8 @@ class SQLiteStore(OutboxMixin):
         rules = sorted({p.rule for p in planned})
         status = EventStatus.ACCEPTED if planned else EventStatus.IGNORED
         cur = db.execute(
-            "INSERT INTO events (source, delivery_id, registry, repo, tag, digest, pusher,"
-            " pushed_at, callback_url, received_at, status, matched_rules, payload)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                event.source,
-                event.delivery_id,
-                event.registry,
-                event.repo,
-                event.tag,
-                event.digest,
-                event.pusher,
-                event.pushed_at,
-                event.callback_url,
-                now,
-                str(status),
-                json.dumps(rules),
-                payload,
-            ),
+            INSERT_EVENT_SQL,
+            event_row(event, status, rules, payload, now),
         )
         event_id = int(cur.lastrowid or 0)
         deploy_ids = [self._enqueue(db, event_id, p, now) for p in planned]
@@ -229,32 +211,11 @@ class SQLiteStore(OutboxMixin):
     @staticmethod
     def _enqueue(db: sqlite3.Connection, event_id: int, p: PlannedDeploy, now: float) -> int:
         cur = db.execute(
-            "INSERT INTO deploys (event_id, rule, kind, target, target_key, action, status,"
-            " created_at) VALUES (?,?,?,?,?,?,?,?)",
-            (
-                event_id,
-                p.rule,
-                p.kind,
-                p.target,
-                p.target_key,
-                json.dumps(p.action),
-                str(p.initial_status),
-                now,
-            ),
+            INSERT_DEPLOY_SQL,
+            deploy_row(event_id, p, now),
         )
         new_id = int(cur.lastrowid or 0)
-        db.execute(
-            "UPDATE deploys SET status = ?, superseded_by = ?, finished_at = ?"
-            " WHERE target_key = ? AND status IN (?, ?) AND id < ?",
-            (
-                str(DeployStatus.SUPERSEDED),
-                new_id,
-                now,
-                p.target_key,
-                *map(str, WAITING),
-                new_id,
-            ),
-        )
+        db.execute(SUPERSEDE_SQL, supersede_args(new_id, now, p.target_key))
         return new_id
 
     # ------------------------------------------------------------ queue
@@ -319,8 +280,8 @@ class SQLiteStore(OutboxMixin):
                     str(result.status),
                     result.old_image,
                     result.new_image,
-                    _bounded(result.output),
-                    _bounded(result.error),
+                    bounded(result.output),
+                    bounded(result.error),
                     now,
                     deploy_id,
                     owner,
@@ -369,25 +330,8 @@ class SQLiteStore(OutboxMixin):
                 () if all_running else (now,),
             ).fetchall()
             for row in rows:
-                rerun = row["kind"] == "service" or json.loads(row["action"]).get("idempotent")
-                if rerun:
-                    db.execute(
-                        "UPDATE deploys SET status = 'queued', lease_owner = NULL,"
-                        " lease_until = NULL, error = ? WHERE id = ?",
-                        ("interrupted: autodock stopped during this deploy; retrying", row["id"]),
-                    )
-                else:
-                    db.execute(
-                        "UPDATE deploys SET status = 'failed', lease_owner = NULL,"
-                        " lease_until = NULL, finished_at = ?, error = ? WHERE id = ?",
-                        (
-                            now,
-                            "interrupted: autodock stopped while the command ran; not run "
-                            "again because commands may not be idempotent (set idempotent: true "
-                            "on the action to allow it)",
-                            row["id"],
-                        ),
-                    )
+                statement, args = recovery(row, now)
+                db.execute(statement, args)
             return [r["id"] for r in rows]
 
     def count_queued(self, source: str) -> int:
@@ -411,11 +355,11 @@ class SQLiteStore(OutboxMixin):
 
     def _get(self, db: sqlite3.Connection, deploy_id: int) -> DeployRecord | None:
         row = db.execute(
-            f"SELECT {_DEPLOY_COLUMNS} FROM deploys d JOIN events e ON e.id = d.event_id"
+            f"SELECT {DEPLOY_COLUMNS} FROM deploys d JOIN events e ON e.id = d.event_id"
             " WHERE d.id = ?",
             (deploy_id,),
         ).fetchone()
-        return _record(row) if row else None
+        return deploy_from_row(row) if row else None
 
     def get_deploy(self, deploy_id: int) -> DeployRecord | None:
         with self._tx() as db:
@@ -423,12 +367,12 @@ class SQLiteStore(OutboxMixin):
 
     def list_deploys(self, flt: DeployFilter) -> list[DeployRecord]:
         where, args = flt.where("?")
-        sql = f"SELECT {_DEPLOY_COLUMNS} FROM deploys d JOIN events e ON e.id = d.event_id"
+        sql = f"SELECT {DEPLOY_COLUMNS} FROM deploys d JOIN events e ON e.id = d.event_id"
         sql += where
         sql += " ORDER BY d.id DESC LIMIT ?"
         args.append(flt.limit)
         with self._tx() as db:
-            return [_record(r) for r in db.execute(sql, args)]
+            return [deploy_from_row(r) for r in db.execute(sql, args)]
 
     def list_events(self, limit: int = 50) -> list[dict[str, Any]]:
         with self._tx() as db:
@@ -478,13 +422,7 @@ class SQLiteStore(OutboxMixin):
             ).fetchone()
             if row is None:
                 return None
-            planned = PlannedDeploy(
-                rule=row["rule"],
-                kind=row["kind"],
-                target=row["target"],
-                target_key=row["target_key"],
-                action=json.loads(row["action"]),
-            )
+            planned = planned_from_row(row)
             return self._enqueue(db, row["event_id"], planned, now)
 
     def last_successes(self) -> dict[str, float]:
@@ -495,13 +433,6 @@ class SQLiteStore(OutboxMixin):
                 " GROUP BY target"
             ).fetchall()
             return {r[0]: r[1] for r in rows if r[1] is not None}
-
-
-def _record(row: sqlite3.Row) -> DeployRecord:
-    data = dict(row)
-    data["action"] = json.loads(data["action"])
-    data["status"] = DeployStatus(data["status"])
-    return DeployRecord(**data)
 
 
 def _split_sql(sql: str) -> list[str]:
