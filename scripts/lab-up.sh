@@ -36,6 +36,13 @@ if [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" != active ]; then
     || docker swarm init --advertise-addr "$(hostname -I | awk '{print $1}')" >/dev/null
 fi
 
+# A registry we started earlier without the wanted notification URL: start it again.
+if [ -n "$NOTIFY_URL" ] && [ -f "$STATE/registry.pid" ] \
+  && ! grep -qF "$NOTIFY_URL" "$STATE/registry.yml" 2>/dev/null; then
+  say "restarting registry to notify $NOTIFY_URL"
+  kill "$(cat "$STATE/registry.pid")" 2>/dev/null || true
+  for _ in $(seq 20); do curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1 || break; sleep 0.25; done
+fi
 if ! curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1; then
   say "starting registry on $REGISTRY_ADDR"
   mkdir -p "$STATE/registry"

@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 export AUTODOCK_HTTP_AUTH_USER="${AUTODOCK_HTTP_AUTH_USER:-autodock}"
 export AUTODOCK_HTTP_AUTH_PASS="${AUTODOCK_HTTP_AUTH_PASS:-change-me}"
-scripts/lab-up.sh "http://127.0.0.1:58732/hooks/registry"
+# The registry authenticates like any client: credentials in the URL become basic auth.
+scripts/lab-up.sh "http://${AUTODOCK_HTTP_AUTH_USER}:${AUTODOCK_HTTP_AUTH_PASS}@127.0.0.1:58732/hooks/registry"
 if ! docker service inspect demo_web >/dev/null 2>&1; then
   docker tag lab/busybox:1 127.0.0.1:5000/demo/web:stage
   docker push -q 127.0.0.1:5000/demo/web:stage >/dev/null
