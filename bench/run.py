@@ -374,7 +374,14 @@ def bench_dbclone() -> dict[str, Any] | None:
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     if out.returncode != 0:
         return {"error": out.stderr[-500:]}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    data = json.loads(out.stdout)
+    return {
+        "rows": data["rows"],
+        "autodock_rows_per_s": data["autodock_db_clone"]["rows_per_s"],
+        "pg_dump_rows_per_s": data["pg_dump_pg_restore"]["rows_per_s"],
+        "ratio": data["autodock_db_clone"]["rows_per_s"] / data["pg_dump_pg_restore"]["rows_per_s"],
+        "raw": data,
+    }
 
 
 # ---------------------------------------------------------------- report
@@ -392,7 +399,7 @@ def write_report(results: dict[str, Any]) -> None:
         "| case | autodock | baseline / peer | ratio or goal |",
         "|---|---|---|---|",
     ]
-    intake = results.get("intake")
+    intake = _ok(results.get("intake"))
     if intake:
         a, w = intake["autodock"], intake["webhook"]
         lines += [
@@ -405,7 +412,7 @@ def write_report(results: dict[str, Any]) -> None:
             f"(lost {a['lost']}) | {w['acknowledged']} → {w['executed']} (lost {w['lost']}) "
             "| goal: autodock loses 0 |",
         ]
-    over = results.get("overhead")
+    over = _ok(results.get("overhead"))
     if over:
         lines += [
             f"| push → converged p50 ({over['rounds']} rounds) | {over['autodock_p50_s']:.2f}s "
@@ -413,14 +420,14 @@ def write_report(results: dict[str, Any]) -> None:
             f"| overhead {over['overhead_p50_ms']:.0f} ms (goal ≤ 100) |",
             f"| push → deploy started p50 | {over['push_to_started_p50_ms']:.0f} ms | | |",
         ]
-    burst = results.get("burst")
+    burst = _ok(results.get("burst"))
     if burst:
         lines.append(
             f"| burst: {burst['pushes']} pushes in {burst['sent_in_s']:.2f}s | "
             f"{burst['deploys_run']} deploys, final = last: {burst['final_is_last_push']} "
             "| | goal ≤ 2 deploys |"
         )
-    fan = results.get("fanout")
+    fan = _ok(results.get("fanout"))
     if fan:
         lines.append(
             f"| fan-out: 1 image → {fan['services']} services | pool(8) {fan['pool_s']:.1f}s "
@@ -433,13 +440,18 @@ def write_report(results: dict[str, Any]) -> None:
             f"| webhook under load {intake['webhook']['rss_load_mb']:.0f} MB | goal idle ≤ 60 MB |",
             f"| store size per 10k events | {a['store_bytes_per_10k_events'] / 1e6:.1f} MB | | |",
         ]
-    db = results.get("dbclone")
-    if db and "error" not in db:
+    db = _ok(results.get("dbclone"))
+    if db:
         lines.append(
             f"| DB clone rows/s | {db.get('autodock_rows_per_s', 0):.0f} "
             f"| pg_dump\\|pg_restore {db.get('pg_dump_rows_per_s', 0):.0f} "
             f"| ×{db.get('ratio', 0):.2f} |"
         )
+    failed = [
+        f"{k}: {v['error']}" for k, v in results.items() if isinstance(v, dict) and "error" in v
+    ]
+    if failed:
+        lines += ["", "Cases that failed in this run: " + "; ".join(failed)]
     lines += ["", "## What each case measures", "", CASES]
     (RESULTS / "latest.md").write_text("\n".join(lines) + "\n")
     _plot(results)
@@ -464,6 +476,10 @@ CASES = """\
 """
 
 
+def _ok(result: Any) -> dict[str, Any] | None:
+    return result if isinstance(result, dict) and "error" not in result else None
+
+
 def _plot(results: dict[str, Any]) -> None:
     try:
         import matplotlib
@@ -474,7 +490,7 @@ def _plot(results: dict[str, Any]) -> None:
         log("matplotlib not installed: no PNG (pip install -e .[bench])")
         return
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-    intake = results.get("intake")
+    intake = _ok(results.get("intake"))
     if intake:
         a, w = intake["autodock"], intake["webhook"]
         ax = axes[0]
@@ -486,14 +502,14 @@ def _plot(results: dict[str, Any]) -> None:
         ax.set_xticks(list(xs), ["autodock", "webhook"])
         ax.set_title("Intake: acknowledged vs executed")
         ax.legend()
-    over = results.get("overhead")
+    over = _ok(results.get("overhead"))
     if over:
         ax = axes[1]
         ax.boxplot([over["direct_s"], over["autodock_s"]])
         ax.set_xticks([1, 2], ["bare API", "autodock"])
         ax.set_ylabel("seconds to converged")
         ax.set_title("Deploy: push → converged")
-    fan = results.get("fanout")
+    fan = _ok(results.get("fanout"))
     if fan:
         ax = axes[2]
         ax.bar(["sequential", "pool of 8"], [fan["sequential_s"], fan["pool_s"]])
@@ -535,20 +551,25 @@ def main() -> None:
     def want(name: str) -> bool:
         return only is None or name in only
 
+    cases = {
+        "intake": lambda: bench_intake(params["seconds"], params["connections"]),
+        "overhead": lambda: bench_overhead(client, images, params["rounds"]),
+        "burst": lambda: bench_burst(client, images, params["burst"] + 1),
+        "fanout": lambda: bench_fanout(client, images, params["fanout"]),
+        "dbclone": bench_dbclone,
+    }
     try:
-        if want("intake") or want("footprint"):
-            results["intake"] = bench_intake(params["seconds"], params["connections"])
-        if want("overhead"):
-            results["overhead"] = bench_overhead(client, images, params["rounds"])
-        if want("burst"):
-            results["burst"] = bench_burst(client, images, params["burst"] + 1)
-        if want("fanout"):
-            results["fanout"] = bench_fanout(client, images, params["fanout"])
-        if want("dbclone"):
-            results["dbclone"] = bench_dbclone()
+        for name, run in cases.items():
+            if not (want(name) or (name == "intake" and want("footprint"))):
+                continue
+            try:
+                results[name] = run()
+            except Exception as exc:  # one broken case must not cost the others' numbers
+                log(f"{name} failed: {exc!r}")
+                results[name] = {"error": repr(exc)}
+            write_report(results)  # after each case: partial results survive
     finally:
         registry.stop()
-    write_report(results)
     print((RESULTS / "latest.md").read_text())
 
 

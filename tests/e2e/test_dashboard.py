@@ -121,3 +121,39 @@ def test_dashboard_shows_a_push_live_without_reload(
     # Narrow screens still work (responsive layout), captured for review.
     browser.set_window_size(420, 900)
     assert browser.save_screenshot(str(ARTIFACTS / "dashboard-narrow.png"))
+
+
+def test_dashboard_approves_a_waiting_deploy(autodock, tmp_path, unique, browser):
+    done = tmp_path / "deployed"
+    server = autodock(
+        {
+            "rules": [
+                {
+                    "name": "prod",
+                    "repo": f"web/prod-{unique}",
+                    "approval": True,
+                    "command": ["touch", str(done)],
+                },
+            ],
+            "discovery": {"labels": False},
+            "api": {"token": "ui-token"},
+        }
+    )
+    assert server.post("/hooks/generic", {"repo": f"web/prod-{unique}", "tag": "v2"}).json()[
+        "deploys"
+    ]
+    browser.get(server.url + "/")
+    wait = WebDriverWait(browser, 30, poll_frequency=0.2)
+    button = '.t-awaiting_approval button[data-act="approve"]'
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, button))
+    assert browser.find_elements(By.CSS_SELECTOR, '.t-awaiting_approval button[data-act="reject"]')
+    assert not done.exists()
+    browser.find_element(By.CSS_SELECTOR, button).click()
+    WebDriverWait(browser, 10).until(lambda d: d.switch_to.alert).accept()  # "Deploy #1 now?"
+    prompt = WebDriverWait(browser, 10).until(lambda d: d.switch_to.alert)
+    prompt.send_keys("ui-token")
+    prompt.accept()
+    wait.until(lambda d: "succeeded" in text_of(d, "#history li:first-child"))
+    assert done.exists()
+    (deploy,) = server.deploys()
+    assert deploy["status"] == "succeeded" and deploy["progress"] == "approved by dashboard"

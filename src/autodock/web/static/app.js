@@ -194,6 +194,9 @@
         const error = d.status === "failed" && detail
           ? `<pre class="t-error">${esc(detail)}</pre>
              <div class="t-actions"><button class="btn" data-act="retry" data-id="${d.id}">Retry</button></div>`
+          : d.status === "awaiting_approval"
+          ? `<div class="t-actions"><button class="btn" data-act="approve" data-id="${d.id}">Approve</button>
+             <button class="btn" data-act="reject" data-id="${d.id}">Reject</button></div>`
           : "";
         const progress = d.status === "running" && d.progress ? ` <span class="muted small">${esc(progressOf(d).text)}</span>` : "";
         return `<li class="t-${esc(st)}" data-deploy="${d.id}">
@@ -213,13 +216,16 @@
       pause: [`/api/v1/services/${encodeURIComponent(name)}/pause`, null],
       resume: [`/api/v1/services/${encodeURIComponent(name)}/resume`, null],
       retry: [`/api/v1/deploys/${id}/retry`, null],
+      approve: [`/api/v1/deploys/${id}/approve`, `Deploy #${id} now?`],
+      reject: [`/api/v1/deploys/${id}/reject`, `Refuse deploy #${id}?`],
     };
     const [path, question] = calls[what];
     if (question && !window.confirm(question)) return;
     if (!token() && !askToken()) return;
     button.disabled = true;
     try {
-      const reply = await api(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
+      const body = what === "approve" || what === "reject" ? JSON.stringify({ by: "dashboard" }) : "{}";
+      const reply = await api(path, { method: "POST", headers: { "Content-Type": "application/json" }, body });
       toast(reply.deploy ? `${what}: deploy #${reply.deploy} queued` : `${what}: done`);
       refreshSoon(0);
     } catch (e) {
