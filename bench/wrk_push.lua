@@ -17,7 +17,7 @@ end
 function request()
   counter = counter + 1
   local body = string.format(
-    '{"callback_url":"https://registry.hub.docker.com/u/bench/app/hook/%d-%d/",' ..
+    '{"callback_url":"http://127.0.0.1:9/u/bench/app/hook/%d-%d/",' ..
     '"push_data":{"tag":"stage","pusher":"bench","pushed_at":%d,"images":[]},' ..
     '"repository":{"repo_name":"bench/app-%d-%d","name":"app-%d-%d","namespace":"bench",' ..
     '"owner":"bench","status":"Active"}}',

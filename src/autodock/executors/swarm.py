@@ -129,7 +129,7 @@ class SwarmExecutor:
         self,
         connection: DockerConnection,
         *,
-        poll_interval: float = 0.5,
+        poll_interval: float = 0.25,
         failure_threshold: int = 3,
         default_timeout: float = 300.0,
     ):
@@ -353,6 +353,9 @@ class SwarmExecutor:
         verb = "rolled back" if rollback else "updated"
         deadline = time.monotonic() + timeout
         last_progress = ""
+        # Poll fast at first (a small service converges within seconds), then settle at
+        # poll_interval so long rollouts do not flood the engine.
+        interval = min(0.05, self.poll_interval)
         while True:
             snap = await asyncio.to_thread(self._snapshot, service_id, new_ref, previous_status)
             text = f"{snap.running_new}/{snap.desired} tasks {verb}"
@@ -375,7 +378,8 @@ class SwarmExecutor:
                     f"timed out after {timeout:g}s waiting for the {what} of {name} ({text})",
                     snap,
                 )
-            await asyncio.sleep(self.poll_interval)
+            await asyncio.sleep(interval)
+            interval = min(self.poll_interval, interval * 1.2)
 
 
 def _smoke_check(deploy: DeployRecord, labels: dict[str, str]) -> SmokeCheckSpec | None:

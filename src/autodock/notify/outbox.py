@@ -137,6 +137,7 @@ class OutboxSender:
         self.metrics = metrics
         self._client = client
         self._wake = asyncio.Event()
+        self.queued_more = False  # set when a finished deploy wrote outbox rows
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._stopping = False
         # Claims outlive the slowest attempt several times over: only a replica that
@@ -171,7 +172,11 @@ class OutboxSender:
             self.wake()
 
     async def on_finished(self, record: DeployRecord) -> None:
-        self.wake()  # the rows were committed with the result; send them now
+        # Rows were committed with the result: send them now. Most results carry none,
+        # and waking for those would only make the sender poll the store in a loop.
+        if self.queued_more:
+            self.queued_more = False
+            self.wake()
 
     # ------------------------------------------------------------ loop
 
@@ -279,7 +284,15 @@ def attach_outbox(ctx: AppContext, worker: Worker) -> OutboxSender | None:
         log.warning("this store has no notification outbox; notifications are off")
         return None
     sender = OutboxSender(ctx.store, ctx.config, ctx.metrics)  # type: ignore[arg-type]
-    worker.outbox = build_notifications(ctx.config)
+    build = build_notifications(ctx.config)
+
+    def build_and_note(record: DeployRecord, siblings: list[DeployRecord]) -> list[Any]:
+        items = build(record, siblings)
+        if items:
+            sender.queued_more = True  # runs in the store's thread; read by on_finished
+        return items
+
+    worker.outbox = build_and_note
     worker.started_listeners.append(sender.on_started)
     worker.listeners.append(sender.on_finished)
     return sender

@@ -6,6 +6,7 @@ server calls them from worker threads.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -72,6 +73,10 @@ class SQLiteStore(OutboxMixin):
             # per state change, which would otherwise slow intake down.
             self._db = self._connect("FULL")
             self._work_db = self._connect("NORMAL")
+            # Reads have their own connection: in WAL mode they see the last commit and
+            # never wait for (or hold up) a writer.
+            self._read_db = self._connect("NORMAL")
+            self._read_lock = threading.Lock()
             self._migrate()
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open store {self.path}: {exc}") from exc
@@ -110,6 +115,15 @@ class SQLiteStore(OutboxMixin):
                     self._db.execute("ROLLBACK")
                     raise
 
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._read_lock:
+            try:
+                yield self._read_db
+            finally:
+                if self._read_db.in_transaction:
+                    self._read_db.execute("ROLLBACK")
+
     def _tx(self, *, durable: bool = False) -> _Transaction:
         return _Transaction(self._db if durable else self._work_db, self._lock)
 
@@ -122,6 +136,8 @@ class SQLiteStore(OutboxMixin):
         with self._lock:
             self._db.close()
             self._work_db.close()
+        with self._read_lock:
+            self._read_db.close()
 
     # ------------------------------------------------------------ intake
 
@@ -149,13 +165,13 @@ class SQLiteStore(OutboxMixin):
         try:
             with self._tx(durable=True) as db:
                 return [
-                    self.deploy_from_row(db, event, planned, payload, now, dedup_window)
+                    self._record_one(db, event, planned, payload, now, dedup_window)
                     for event, planned, payload in items
                 ]
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(f"store cannot record events: {exc}") from exc
 
-    def deploy_from_row(
+    def _record_one(
         self,
         db: sqlite3.Connection,
         event: PushEvent,
@@ -336,7 +352,7 @@ class SQLiteStore(OutboxMixin):
 
     def count_queued(self, source: str) -> int:
         """Deploys waiting to run that pushes from ``source`` (dockerhub, registry…) queued."""
-        with self._tx() as db:
+        with self._read() as db:
             row = db.execute(
                 "SELECT count(*) FROM deploys d JOIN events e ON e.id = d.event_id"
                 " WHERE d.status = 'queued' AND e.source = ?",
@@ -345,7 +361,7 @@ class SQLiteStore(OutboxMixin):
             return int(row[0])
 
     def next_due(self) -> float | None:
-        with self._tx() as db:
+        with self._read() as db:
             row = db.execute(
                 "SELECT min(not_before) FROM deploys d WHERE status = 'queued'" + NOT_HELD_SQL
             ).fetchone()
@@ -362,7 +378,7 @@ class SQLiteStore(OutboxMixin):
         return deploy_from_row(row) if row else None
 
     def get_deploy(self, deploy_id: int) -> DeployRecord | None:
-        with self._tx() as db:
+        with self._read() as db:
             return self._get(db, deploy_id)
 
     def list_deploys(self, flt: DeployFilter) -> list[DeployRecord]:
@@ -371,11 +387,11 @@ class SQLiteStore(OutboxMixin):
         sql += where
         sql += " ORDER BY d.id DESC LIMIT ?"
         args.append(flt.limit)
-        with self._tx() as db:
+        with self._read() as db:
             return [deploy_from_row(r) for r in db.execute(sql, args)]
 
     def list_events(self, limit: int = 50) -> list[dict[str, Any]]:
-        with self._tx() as db:
+        with self._read() as db:
             rows = db.execute(
                 "SELECT id, source, registry, repo, tag, digest, pusher, received_at, status,"
                 " matched_rules FROM events ORDER BY id DESC LIMIT ?",
@@ -389,7 +405,7 @@ class SQLiteStore(OutboxMixin):
         return out
 
     def counts(self) -> dict[str, int]:
-        with self._tx() as db:
+        with self._read() as db:
             rows = db.execute("SELECT status, count(*) FROM deploys GROUP BY status").fetchall()
             out = {f"deploys_{r[0]}": r[1] for r in rows}
             out["events"] = db.execute("SELECT count(*) FROM events").fetchone()[0]
@@ -407,7 +423,7 @@ class SQLiteStore(OutboxMixin):
             return db.execute("DELETE FROM pauses WHERE key = ?", (key,)).rowcount == 1
 
     def list_pauses(self) -> list[dict[str, Any]]:
-        with self._tx() as db:
+        with self._read() as db:
             rows = db.execute(
                 "SELECT key, reason, paused_by, paused_at FROM pauses ORDER BY key"
             ).fetchall()
@@ -427,7 +443,7 @@ class SQLiteStore(OutboxMixin):
 
     def last_successes(self) -> dict[str, float]:
         """Per target: when its last successful deploy finished."""
-        with self._tx() as db:
+        with self._read() as db:
             rows = db.execute(
                 "SELECT target, max(finished_at) FROM deploys WHERE status = 'succeeded'"
                 " GROUP BY target"
