@@ -135,8 +135,6 @@ class Worker:
         self.active[job.id] = job
         heartbeat = asyncio.create_task(self._heartbeat(job.id))
         started = time.monotonic()
-        for listener in self.started_listeners:
-            await _safely(listener, job)
 
         async def progress(text: str) -> None:
             job.progress = text
@@ -180,6 +178,8 @@ class Worker:
                     error=f"not deployed: {broken.target} failed in the same release "
                     f"(group {job.action['group']}, deploy {broken.id})",
                 )
+        for listener in self.started_listeners:  # only once the deploy really starts
+            await _safely(listener, job)
         try:
             return await self.executors[job.kind].run(job, progress)
         except TransientDeployError as exc:
