@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -21,6 +20,7 @@ from autodock.lab.runtime import Lab
 from autodock.lab.service_add import http_get
 from autodock.lab.topology import LabLayout
 from autodock.proxy.sync import ProxySync
+from tests.support.lab import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = ROOT / "examples/stage/stack.yml"
@@ -120,14 +120,3 @@ def routed_to(ip: str, host: str | None, path: str = "/") -> str | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return header
-
-
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.3, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")

@@ -16,8 +16,9 @@ from autodock.lab.cli import lab as lab_cli
 from autodock.lab.images import WHOAMI_IMAGE
 from autodock.lab.service_add import service
 from autodock.proxy.sync import ProxySync
+from tests.support.lab import wait_for
 
-from .conftest import STACK_NAME, get, routed_to, wait_for
+from .conftest import STACK_NAME, get, routed_to
 
 pytestmark = pytest.mark.e2e
 
