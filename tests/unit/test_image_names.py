@@ -67,3 +67,39 @@ def deploy(repo, registry=None, image=None):
 )
 def test_choose_image_name(current, repo, registry, override, expected):
     assert choose_image_name(current, deploy(repo, registry, override)) == expected
+
+
+def test_labelled_services_group_by_stack():
+    from autodock.executors.swarm import list_labelled_services
+
+    def svc(name, **labels):
+        image = f"reg:5000/org/{name}:stage@{D}"
+        return {
+            "Spec": {
+                "Name": name,
+                "Labels": {"autodock.repo": f"org/{name}", **labels},
+                "TaskTemplate": {"ContainerSpec": {"Image": image}},
+            }
+        }
+
+    class Api:
+        def services(self, filters):
+            return [
+                svc(
+                    "stage_api",
+                    **{"autodock.group": "stack", "com.docker.stack.namespace": "stage"},
+                ),
+                svc("solo", **{"autodock.group": "release"}),
+                svc("plain"),
+            ]
+
+    class Conn:
+        class client:  # noqa: N801 - mimics DockerConnection.client
+            api = Api()
+
+    found = {s.name: (s.tag, s.group) for s in list_labelled_services(Conn())}
+    assert found == {
+        "stage_api": ("stage", "stage"),
+        "solo": ("stage", "release"),
+        "plain": ("stage", None),
+    }

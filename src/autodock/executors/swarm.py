@@ -427,9 +427,8 @@ def list_labelled_services(conn: DockerConnection) -> list[LabelledService]:
                 tag = parse_image(image).tag or "latest"
             except InvalidReference:
                 continue
-        out.append(
-            LabelledService(
-                name=spec["Name"], repo=repo, tag=tag, group=labels.get("autodock.group")
-            )
-        )
+        group = labels.get("autodock.group")
+        if group == "stack":  # the services of one `docker stack deploy` roll back together
+            group = labels.get("com.docker.stack.namespace")
+        out.append(LabelledService(name=spec["Name"], repo=repo, tag=tag, group=group))
     return out
