@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["SEMVER_LEVELS", "Version", "check_semver", "parse_version"]
+__all__ = ["SEMVER_LEVELS", "Hold", "Version", "check_semver", "parse_version", "semver_hold"]
 
 SEMVER_LEVELS = ("patch", "minor", "major")
 _SEMVER = re.compile(
@@ -45,18 +45,31 @@ def parse_version(tag: str) -> Version | None:
     )
 
 
-def check_semver(current_tag: str | None, new_tag: str, allowed: str) -> str | None:
-    """None when the change may roll out; otherwise the reason it is held."""
+@dataclass(frozen=True)
+class Hold:
+    reason: str
+    approvable: bool  # a bigger upgrade than allowed waits for a person; a downgrade never
+
+
+def semver_hold(current_tag: str | None, new_tag: str, allowed: str) -> Hold | None:
+    """None when the change may roll out by itself; otherwise why it may not."""
     new = parse_version(new_tag)
     if new is None:
-        return f"tag {new_tag!r} is not a semantic version (policy semver: {allowed})"
+        return Hold(f"tag {new_tag!r} is not a semantic version (policy semver: {allowed})", False)
     current = parse_version(current_tag) if current_tag else None
     if current is None:
         return None  # nothing to compare with: the first versioned deploy may go
     if new < current:
-        return f"{new_tag} would downgrade {current_tag}; never downgrade"
+        return Hold(f"{new_tag} would downgrade {current_tag}; never downgrade", False)
     if new.major != current.major and allowed != "major":
-        return f"{new_tag} is a major upgrade from {current_tag} (policy allows {allowed})"
+        why = f"{new_tag} is a major upgrade from {current_tag} (policy allows {allowed})"
+        return Hold(why, True)
     if new.minor != current.minor and allowed == "patch":
-        return f"{new_tag} is a minor upgrade from {current_tag} (policy allows patch)"
+        return Hold(f"{new_tag} is a minor upgrade from {current_tag} (policy allows patch)", True)
     return None
+
+
+def check_semver(current_tag: str | None, new_tag: str, allowed: str) -> str | None:
+    """None when the change may roll out by itself; otherwise the reason it is held."""
+    hold = semver_hold(current_tag, new_tag, allowed)
+    return hold.reason if hold else None

@@ -67,6 +67,7 @@ class Worker:
         self.clock = clock  # injectable: deploy windows are tested with a fake clock
         self.listeners: list[Listener] = []
         self.started_listeners: list[Listener] = []
+        self.waiting_listeners: list[Callable[[list[int]], Awaitable[None]]] = []
         # Builds the outbox rows that commit in the same transaction as each result.
         self.outbox: NotificationBuilder | None = None
         self.active: dict[int, DeployRecord] = {}
@@ -147,6 +148,14 @@ class Worker:
             result = await self._outcome(job, progress)
             if result is None:
                 return  # retried later
+            if result.status is DeployStatus.AWAITING_APPROVAL:  # a policy wants a person
+                reason = result.error or "needs approval"
+                await self._store_write(job, self.store.await_approval, job.id, self.owner, reason)
+                log.info("%s: awaiting approval: %s", job.target, reason)
+                for waiting in self.waiting_listeners:
+                    with contextlib.suppress(Exception):
+                        await waiting([job.id])
+                return
             extra = {"notifications": self.outbox} if self.outbox is not None else {}
             finish = functools.partial(self.store.finish, **extra)
             await self._store_write(job, finish, job.id, self.owner, result, self.clock())

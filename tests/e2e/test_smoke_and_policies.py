@@ -3,6 +3,7 @@ policies hold major upgrades and downgrades."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from docker.types import EndpointSpec
 
@@ -66,23 +67,42 @@ def test_semver_policy_holds_major_upgrades_and_downgrades(
     server = autodock(
         {
             "discovery": {"labels": False},
+            "api": {"token": "semver-token"},
             "rules": [
                 {"repo": repo, "tag": "v*", "actions": [{"service": svc, "semver": "minor"}]}
             ],
         }
     )
 
-    def push(tag: str) -> dict:
+    def push(tag: str) -> int:
         body = {"repo": repo, "tag": tag, "registry": registry.addr, "digest": digests[tag]}
-        assert server.post("/hooks/generic", body).status_code == 202
-        return server.wait_deploy_of(digests[tag], target=svc)
+        reply = server.post("/hooks/generic", body)
+        assert reply.status_code == 202
+        return reply.json()["deploys"][0]
 
-    assert push("v1.5.0")["status"] == "succeeded"
-    major = push("v2.0.0")
-    assert major["status"] == "ignored" and "major upgrade" in major["error"], major
-    down = push("v1.3.9")
+    def settled(deploy_id: int) -> dict:
+        def done():
+            (d,) = [d for d in server.deploys(target=svc) if d["id"] == deploy_id]
+            return d if d["status"] not in ("queued", "running") else None
+
+        return wait_for(done, timeout=90, what=f"deploy {deploy_id}")
+
+    assert settled(push("v1.5.0"))["status"] == "succeeded"
+    down = settled(push("v1.3.9"))
     assert down["status"] == "ignored" and "downgrade" in down["error"], down
-    wait_for(
-        lambda: service_image(docker_client, svc).startswith(f"{registry.addr}/{repo}:v1.5.0@"),
-        what="still on v1.5.0",
+
+    # A major upgrade waits for a person, then rolls out once approved.
+    major_id = push("v2.0.0")
+    major = settled(major_id)
+    assert major["status"] == "awaiting_approval" and "major upgrade" in major["error"], major
+    assert service_image(docker_client, svc).startswith(f"{registry.addr}/{repo}:v1.5.0@")
+    reply = httpx.post(
+        f"{server.url}/api/v1/deploys/{major_id}/approve",
+        json={"by": "ann"},
+        headers={"Authorization": "Bearer semver-token"},
+        timeout=10,
     )
+    assert reply.status_code == 200, reply.text
+    assert settled(major_id)["status"] in ("queued", "running", "succeeded")
+    assert server.wait_deploy_of(digests["v2.0.0"], target=svc)["status"] == "succeeded"
+    assert service_image(docker_client, svc).startswith(f"{registry.addr}/{repo}:v2.0.0@")

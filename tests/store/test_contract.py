@@ -613,3 +613,16 @@ def test_defer_puts_work_back_without_counting_the_try(store):
     assert store.next_due() == T0 + 100
     again = store.claim("w", 30, T0 + 100)
     assert again.id == a and again.attempts == job.attempts
+
+
+def test_a_claimed_deploy_can_turn_to_awaiting_approval(store):
+    a = record(store, ev(tag="v2.0.0"), [svc("web")]).deploy_ids[0]
+    job = store.claim("w", 30, T0 + 1)
+    store.await_approval(a, "w", "v2.0.0 is a major upgrade from v1.4.2 (policy allows minor)")
+    held = store.get_deploy(a)
+    assert held.status is DeployStatus.AWAITING_APPROVAL and "major upgrade" in held.error
+    assert held.attempts == job.attempts - 1
+    assert store.claim("w", 30, T0 + 2) is None
+    assert store.decide(a, True, "ann", T0 + 3)
+    again = store.claim("w", 30, T0 + 4)
+    assert again.id == a and again.progress == "approved by ann"

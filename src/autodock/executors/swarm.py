@@ -24,7 +24,7 @@ import requests.exceptions
 from ..exceptions import DeployError, TransientDeployError
 from ..models import DeployRecord, DeployResult, DeployStatus
 from ..planner import LabelledService
-from ..policies import SEMVER_LEVELS, check_semver
+from ..policies import SEMVER_LEVELS, Hold, semver_hold
 from ..reference import ImageRef, InvalidReference, parse_image, short_digest
 from .base import ProgressCallback
 from .checks import CheckResult, SmokeCheckSpec, check_from_labels, probe_url, run_check
@@ -165,9 +165,12 @@ class SwarmExecutor:
                 return outcome
             return DeployResult(DeployStatus.UNCHANGED, old_image=current, new_image=new_ref)
         labels = spec.get("Labels") or {}
-        held = self._policy_hold(deploy, current, labels)
-        if held:
-            return DeployResult(DeployStatus.IGNORED, old_image=current, error=held)
+        hold = self._policy_hold(deploy, current, labels)
+        if hold is not None and not (hold.approvable and _approved(deploy)):
+            # A larger upgrade than the policy allows waits for a person; a downgrade or a
+            # tag that is no version is refused outright.
+            status = DeployStatus.AWAITING_APPROVAL if hold.approvable else DeployStatus.IGNORED
+            return DeployResult(status, old_image=current, error=hold.reason)
         old = short_digest(_digest_of(current))
         await progress(f"updating {name}: {old} → {short_digest(digest)}")
         previous_status = (service.get("UpdateStatus") or {}).get("StartedAt")
@@ -203,15 +206,17 @@ class SwarmExecutor:
         return outcome
 
     @staticmethod
-    def _policy_hold(deploy: DeployRecord, current: str | None, labels: dict[str, str]) -> str:
+    def _policy_hold(
+        deploy: DeployRecord, current: str | None, labels: dict[str, str]
+    ) -> Hold | None:
         level = deploy.action.get("semver") or labels.get("autodock.semver")
         if level not in SEMVER_LEVELS:
-            return ""
+            return None
         current_tag = None
         if current:
             with contextlib.suppress(InvalidReference):
                 current_tag = parse_image(current).tag
-        return check_semver(current_tag, deploy.tag, level) or ""
+        return semver_hold(current_tag, deploy.tag, level)
 
     async def _smoke_test(
         self,
@@ -383,6 +388,11 @@ class SwarmExecutor:
             # worth noticing at once.
             near = snap.running_new >= snap.desired
             interval = 0.05 if near else min(self.poll_interval, interval * 1.2)
+
+
+def _approved(deploy: DeployRecord) -> bool:
+    """Set by an approval (store.decide), read before the deploy's first progress."""
+    return (deploy.progress or "").startswith("approved by ")
 
 
 def _smoke_check(deploy: DeployRecord, labels: dict[str, str]) -> SmokeCheckSpec | None:

@@ -295,4 +295,5 @@ def attach_outbox(ctx: AppContext, worker: Worker) -> OutboxSender | None:
     worker.outbox = build_and_note
     worker.started_listeners.append(sender.on_started)
     worker.listeners.append(sender.on_finished)
+    worker.waiting_listeners.append(sender.on_awaiting_approval)
     return sender

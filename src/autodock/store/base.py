@@ -28,6 +28,10 @@ DECIDE_SQL = (
     "UPDATE deploys SET status = ?, progress = ?, error = ?, finished_at = ?"
     " WHERE id = ? AND status = 'awaiting_approval'"
 )
+AWAIT_APPROVAL_SQL = (
+    "UPDATE deploys SET status = 'awaiting_approval', attempts = attempts - 1, progress = ?,"
+    " error = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?"
+)
 DEFER_SQL = (
     "UPDATE deploys SET status = 'queued', attempts = attempts - 1, not_before = ?,"
     " progress = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?"
@@ -127,6 +131,10 @@ class Store(Protocol):
 
     def defer(self, deploy_id: int, owner: str, until: float, reason: str) -> None:
         """Put a claimed deploy back until ``until`` without counting the try."""
+        ...
+
+    def await_approval(self, deploy_id: int, owner: str, reason: str) -> None:
+        """A claimed deploy turned out to need a person (a policy): it waits for one."""
         ...
 
     def get_deploy(self, deploy_id: int) -> DeployRecord | None: ...

@@ -47,6 +47,7 @@ from ..models import (
     PushEvent,
 )
 from .base import (
+    AWAIT_APPROVAL_SQL,
     DECIDE_SQL,
     DEFER_SQL,
     NOT_HELD_SQL,
@@ -366,6 +367,12 @@ class PostgresStore(OutboxMixin):
             cur.execute(_pg(DEFER_SQL), (until, reason, deploy_id, owner))
 
         self._run("defer a deploy", body)
+
+    def await_approval(self, deploy_id: int, owner: str, reason: str) -> None:
+        def body(cur: Cursor) -> None:
+            cur.execute(_pg(AWAIT_APPROVAL_SQL), ("awaiting approval", reason, deploy_id, owner))
+
+        self._run("hold for approval", body)
 
     def set_progress(self, deploy_id: int, progress: str) -> None:
         def body(cur: Cursor) -> None:

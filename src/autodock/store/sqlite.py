@@ -27,6 +27,7 @@ from ..models import (
     PushEvent,
 )
 from .base import (
+    AWAIT_APPROVAL_SQL,
     DECIDE_SQL,
     DEFER_SQL,
     NOT_HELD_SQL,
@@ -264,6 +265,10 @@ class SQLiteStore(OutboxMixin):
     def defer(self, deploy_id: int, owner: str, until: float, reason: str) -> None:
         with self._tx() as db:
             db.execute(DEFER_SQL, (until, reason, deploy_id, owner))
+
+    def await_approval(self, deploy_id: int, owner: str, reason: str) -> None:
+        with self._tx() as db:
+            db.execute(AWAIT_APPROVAL_SQL, ("awaiting approval", reason, deploy_id, owner))
 
     def heartbeat(self, deploy_id: int, owner: str, lease_until: float) -> bool:
         with self._tx() as db:

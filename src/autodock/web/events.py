@@ -164,6 +164,10 @@ class PublishingStore:
             self._deploy(deploy_id, status="queued" if approve else "rejected", by=by)
         return changed
 
+    def await_approval(self, deploy_id: int, owner: str, reason: str) -> None:
+        self.inner.await_approval(deploy_id, owner, reason)
+        self._deploy(deploy_id, status="awaiting_approval", error=reason)
+
     def defer(self, deploy_id: int, owner: str, until: float, reason: str) -> None:
         self.inner.defer(deploy_id, owner, until, reason)
         self._deploy(deploy_id, status="queued", progress=reason)
