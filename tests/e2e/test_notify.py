@@ -207,8 +207,11 @@ def test_chat_postmessage_dead_letters_and_metrics(autodock, unique, fake):
     assert ok.json["channel"] == "#stagestatus" and ok.json["attachments"][0]["blocks"]
 
     rows = {n["channel"]: n for n in notifications(server)}
-    assert rows["bot"]["status"] == "sent" and rows["bot"]["attempts"] == 2
-    assert rows["wrongchan"]["status"] == "dead" and rows["wrongchan"]["attempts"] == 1
+    assert rows["bot"]["status"] == "sent"
+    assert rows["wrongchan"]["status"] == "dead"
+    # Both channels post to chat.postMessage at once; whichever came first met the one 429
+    # and was retried once: three attempts in all, never more.
+    assert rows["bot"]["attempts"] + rows["wrongchan"]["attempts"] == 3, rows
     assert rows["wrongchan"]["last_error"] == "chat.postMessage: channel_not_found"
     assert rows["down"]["status"] == "dead" and rows["down"]["attempts"] >= 3
     assert rows["down"]["last_error"].startswith("gave up: HTTP 500")
