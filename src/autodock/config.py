@@ -78,6 +78,24 @@ def _check_placeholders(values: Iterable[str]) -> None:
                 raise ValueError(f"unknown placeholder ${{{name}}}; known: {known}")
 
 
+def _resolve_secret(model: BaseModel, name: str) -> str | None:
+    """``name`` given inline, or in the environment variable ``name_env``, or in the file
+    ``name_file`` (a Docker secret); blank counts as not given."""
+    inline = getattr(model, name)
+    if inline is not None:
+        return str(inline.get_secret_value()) or None
+    env = getattr(model, f"{name}_env")
+    if env:
+        return os.environ.get(env) or None
+    path = getattr(model, f"{name}_file")
+    if path:
+        try:
+            return str(path.read_text()).strip() or None
+        except OSError as exc:
+            raise ConfigError(f"cannot read {name}_file {path}: {exc.strerror}") from exc
+    return None
+
+
 class SecretSource(_Model):
     """A secret given inline, by environment variable, or by file (Docker secrets)."""
 
@@ -268,16 +286,7 @@ class SlackApp(_Model):
     signing_secret_file: Path | None = None
 
     def resolve_secret(self) -> str | None:
-        if self.signing_secret is not None:
-            return self.signing_secret.get_secret_value() or None
-        if self.signing_secret_env:
-            return os.environ.get(self.signing_secret_env) or None
-        if self.signing_secret_file:
-            try:
-                return self.signing_secret_file.read_text().strip() or None
-            except OSError as exc:
-                raise ConfigError(f"cannot read signing_secret_file: {exc.strerror}") from exc
-        return None
+        return _resolve_secret(self, "signing_secret")
 
 
 class ProxySettings(_Model):
@@ -333,29 +342,14 @@ class NotifierConfig(_Model):
             raise ValueError("a webhook notifier needs url, url_env or url_file")
         return self
 
-    def _resolve(self, name: str) -> str | None:
-        inline = getattr(self, name)
-        if inline is not None:
-            return str(inline.get_secret_value())
-        env = getattr(self, f"{name}_env")
-        if env:
-            return os.environ.get(env) or None
-        path = getattr(self, f"{name}_file")
-        if path:
-            try:
-                return str(path.read_text()).strip() or None
-            except OSError as exc:
-                raise ConfigError(f"cannot read {name}_file {path}: {exc.strerror}") from exc
-        return None
-
     def resolve_url(self) -> str | None:
-        return self._resolve("url")
+        return _resolve_secret(self, "url")
 
     def resolve_token(self) -> str | None:
-        return self._resolve("token")
+        return _resolve_secret(self, "token")
 
     def resolve_secret(self) -> str | None:
-        return self._resolve("secret")
+        return _resolve_secret(self, "secret")
 
 
 class OutboxSettings(_Model):
@@ -383,16 +377,7 @@ class ApiConfig(_Model):
         return self
 
     def resolve_token(self) -> str | None:
-        if self.token is not None:
-            return self.token.get_secret_value() or None
-        if self.token_env:
-            return os.environ.get(self.token_env) or None
-        if self.token_file:
-            try:
-                return self.token_file.read_text().strip() or None
-            except OSError as exc:
-                raise ConfigError(f"cannot read api.token_file {self.token_file}: {exc}") from exc
-        return None
+        return _resolve_secret(self, "token")
 
 
 class Config(_Model):
